@@ -1,0 +1,37 @@
+# One entry point for people and CI. `make preview` sets everything up and runs the offline preview
+# of the dev stack with the policy pack; `make test` runs every check (lint, types, tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+
+.PHONY: setup preview test lint typecheck unit bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+preview: setup
+	$(BIN)/python -m offline preview --stack $(STACK)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy components services offline policies
+
+unit: setup
+	$(BIN)/python -m pytest -n 2
+
+test: lint typecheck unit
+
+bench: setup
+	$(BIN)/python benchmarks/offline_preview.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

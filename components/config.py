@@ -1,0 +1,380 @@
+"""Typed stack configuration: read once, validated before any resource is declared.
+
+Every value a stack can set lives in its `Pulumi.<stack>.yaml` under the `microservices:` namespace
+(structured values are YAML objects; Pulumi hands them to the program as JSON). `load_stack_config()`
+turns them into frozen pydantic models. A bad value stops the program with ONE line that names the
+stack, the key, the value and what is allowed, raised as `ConfigError` (a `pulumi.RunError`, which the
+Pulumi CLI prints without a traceback). Service sizing is merged over each service spec's defaults
+here too, so a Fargate CPU/memory pair AWS would reject is caught before anything is declared.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, get_args, get_origin
+
+import pulumi
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+PROJECT = "microservices"
+"""The project name in Pulumi.yaml, and so the config namespace (`microservices:<key>`)."""
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+# AWS Fargate task sizes: cpu units -> allowed memory (MiB).
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
+FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+# The only values CloudWatch Logs accepts for retentionInDays (0 would mean "never expire",
+# which we do not allow: logs without retention grow cost forever).
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+class ConfigError(pulumi.RunError):
+    """A stack configuration problem. Pulumi prints RunError messages without a traceback."""
+
+
+def _describe_range(values: Sequence[int]) -> str:
+    if len(values) > 6 and all(b - a == values[1] - values[0] for a, b in zip(values, values[1:], strict=False)):
+        return f"{values[0]} to {values[-1]} in steps of {values[1] - values[0]}"
+    return ", ".join(str(v) for v in values)
+
+
+class _Model(BaseModel):
+    """Base for config sections: camelCase keys as Pulumi users write them, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=False
+    )
+
+
+class NetworkConfig(_Model):
+    cidr: str = "10.0.0.0/16"
+    """VPC IPv4 CIDR, /16 to /24 (smaller blocks cannot hold three subnet tiers per AZ)."""
+    az_count: int = Field(2, ge=2, le=6)
+    """Availability zones to spread subnets over."""
+    nat_gateways: Literal["single", "onePerAz"] = "single"
+    """`single` (cheap, one AZ's NAT serves all) or `onePerAz` (no cross-AZ dependency)."""
+    flow_log_retention_days: int = 30
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"must be an IPv4 network in CIDR form such as 10.0.0.0/16 ({exc})") from None
+        if not 16 <= network.prefixlen <= 24:
+            raise ValueError("prefix length must be between /16 and /24")
+        if not network.is_private:
+            raise ValueError("must be a private (RFC 1918) range")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _log_retention(value)
+
+
+def _log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be a CloudWatch Logs retention value: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return value
+
+
+class ComputeConfig(_Model):
+    capacity: Literal["spot", "onDemand", "mixed"] = "onDemand"
+    """`spot`: FARGATE_SPOT only; `onDemand`: FARGATE only; `mixed`: an on-demand base plus Spot."""
+    on_demand_base: int = Field(0, ge=0, le=100000)
+    """Tasks that always run on FARGATE before the weights apply (`mixed` only)."""
+    spot_weight: int = Field(3, ge=1, le=1000)
+    on_demand_weight: int = Field(1, ge=0, le=1000)
+    enable_execute_command: bool = False
+    """ECS Exec into running tasks. Off unless the environment allows interactive access."""
+    container_insights: bool = True
+
+
+class DataConfig(_Model):
+    multi_az: bool = False
+    deletion_protection: bool = False
+    protect_resources: bool = False
+    """Set `protect` and `retainOnDelete` on data stores: `pulumi destroy` cannot remove them."""
+    backup_retention_days: int = Field(7, ge=1, le=35)
+    db_instance_class: str = Field("db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    db_allocated_storage_gb: int = Field(20, ge=20, le=65536)
+    cache_node_type: str = Field("cache.t4g.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    performance_insights: bool = True
+
+
+class ObservabilityConfig(_Model):
+    log_retention_days: int = 30
+    alarm_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    """Where alarm notifications go (an SNS email subscription); none if unset."""
+    tracing: bool = True
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _log_retention(value)
+
+
+class EdgeConfig(_Model):
+    domain_name: str | None = Field(None, pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")
+    """Public DNS name with an ACM certificate; without one, a self-signed certificate is imported."""
+    hosted_zone_id: str | None = None
+    waf_rate_limit: int = Field(2000, ge=10, le=2_000_000_000)
+    """Requests per 5 minutes per client IP before WAF blocks it (AWS minimum is 10)."""
+    api_throttle_rate: int = Field(100, ge=1)
+    api_throttle_burst: int = Field(200, ge=1)
+
+
+class MeshConfig(_Model):
+    certificate_authority: Literal["selfManaged", "privateCa"] = "selfManaged"
+    """`privateCa`: AWS Private CA (audited, HSM-backed); `selfManaged`: a CA key kept as a Pulumi secret."""
+    trust_domain: str = Field("microservices.internal", pattern=r"^([a-z0-9-]+\.)*[a-z0-9-]+$")
+    cert_validity_hours: int = Field(24 * 30, ge=24, le=24 * 397)
+    cert_renewal_hours: int = Field(24 * 7, ge=1)
+    service_connect_tls: bool = False
+    """Also enable ECS Service Connect TLS (TLS, not mutual: it never replaces the Envoy mTLS mesh)."""
+
+    @model_validator(mode="after")
+    def _renewal_inside_validity(self) -> MeshConfig:
+        if self.cert_renewal_hours >= self.cert_validity_hours:
+            raise ValueError(
+                f"certRenewalHours ({self.cert_renewal_hours}) must be less than certValidityHours "
+                f"({self.cert_validity_hours})"
+            )
+        return self
+
+
+class EventsConfig(_Model):
+    archive_retention_days: int = Field(30, ge=0, le=36500)
+    """Days the EventBridge archive keeps events for replay (0 keeps them indefinitely)."""
+    max_receive_count: int = Field(5, ge=1, le=1000)
+    """Deliveries before a message moves to its dead-letter queue."""
+
+
+class ServiceSizing(_Model):
+    """Per-stack sizing of one Fargate service (merged over the service spec's defaults)."""
+
+    image: str | None = None
+    cpu: int = 256
+    memory: int = 512
+    desired_count: int = Field(1, ge=1, le=1000)
+    min_count: int = Field(1, ge=1, le=1000)
+    max_count: int = Field(2, ge=1, le=1000)
+    cpu_target_percent: int = Field(60, ge=10, le=95)
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY_BY_CPU:
+            raise ValueError(f"must be a Fargate CPU size: {', '.join(map(str, FARGATE_MEMORY_BY_CPU))}")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int, info: ValidationInfo) -> int:
+        cpu = info.data.get("cpu")
+        if cpu in FARGATE_MEMORY_BY_CPU and value not in FARGATE_MEMORY_BY_CPU[cpu]:
+            raise ValueError(
+                f"is not a Fargate memory size for cpu {cpu}; allowed: {_describe_range(FARGATE_MEMORY_BY_CPU[cpu])}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _counts(self) -> ServiceSizing:
+        if not self.min_count <= self.desired_count <= self.max_count:
+            raise ValueError(
+                f"counts must satisfy minCount <= desiredCount <= maxCount, got {self.min_count} <= "
+                f"{self.desired_count} <= {self.max_count}"
+            )
+        return self
+
+
+class StackConfig(_Model):
+    """Everything one environment stack configures."""
+
+    environment: Literal["dev", "staging", "prod"]
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    network: NetworkConfig = NetworkConfig()
+    compute: ComputeConfig = ComputeConfig()
+    data: DataConfig = DataConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    edge: EdgeConfig = EdgeConfig()
+    mesh: MeshConfig = MeshConfig()
+    events: EventsConfig = EventsConfig()
+    services: dict[str, ServiceSizing] = Field(default_factory=dict)
+    """Per-service overrides keyed by service name; services not listed use their spec defaults."""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "prod"
+
+    def base_tags(self) -> dict[str, str]:
+        return {**self.tags, "Project": PROJECT, "Environment": self.environment, "ManagedBy": "pulumi"}
+
+
+# --- reading and error reporting ------------------------------------------------------------------
+
+_SECTION_KEYS = tuple(field.alias or name for name, field in StackConfig.model_fields.items() if name != "region")
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    head, *rest = [str(p) for p in loc] or [""]
+    key = "aws:region" if head == "region" else f"{PROJECT}:{head}"
+    return ".".join([key, *rest])
+
+
+def _value_at(raw: Mapping[str, Any], loc: Sequence[int | str]) -> Any:
+    value: Any = raw
+    for part in loc:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            return None
+    return value
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The config model that holds the key at `loc` (to list allowed keys for an unknown one)."""
+    model: Any = StackConfig
+    for part in loc[:-1]:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            fields = {f.alias or n: f for n, f in model.model_fields.items()}
+            model = fields[str(part)].annotation if str(part) in fields else None
+        elif get_origin(model) is dict:
+            model = get_args(model)[1]
+        else:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _describe_error(stack: str, raw: Mapping[str, Any], error: Mapping[str, Any], total: int) -> str:
+    loc = [p for p in error["loc"] if not str(p).startswith("function-")]
+    key = _format_loc(loc)
+    value = _value_at(raw, loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc)
+        allowed = sorted(f.alias or n for n, f in model.model_fields.items()) if model else []
+        problem = f"unknown key; allowed keys here: {', '.join(allowed)}"
+        shown = f"{key}"
+    elif kind == "missing":
+        problem = "is required but not set"
+        shown = key
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problem = message
+        shown = f"{key} = {json.dumps(value)}"
+    more = f" (and {total - 1} more problem{'s' if total > 2 else ''})" if total > 1 else ""
+    return f"stack '{stack}': config {shown}: {problem}{more}"
+
+
+def _all_project_config(namespace: str) -> dict[str, Any]:
+    """Every `<namespace>:<key>` value set for this stack, parsed from JSON where Pulumi passed JSON.
+
+    pulumi.Config only answers for keys we ask about; to reject unknown keys we need the full set,
+    which the runtime keeps in its config map (set from PULUMI_CONFIG by the language host).
+    """
+    from pulumi.runtime import config as runtime_config
+
+    values: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    result: dict[str, Any] = {}
+    for full_key, value in values.items():
+        if not full_key.startswith(f"{namespace}:"):
+            continue
+        parsed = value
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = value
+        result[full_key.split(":", 1)[1]] = parsed
+    return result
+
+
+def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+    """Validate raw config values (already parsed from YAML/JSON) for one stack."""
+    unknown = sorted(set(raw) - {*_SECTION_KEYS, "region"})
+    if unknown:
+        allowed = ", ".join(f"{PROJECT}:{k}" for k in _SECTION_KEYS)
+        raise ConfigError(
+            f"stack '{stack}': config {PROJECT}:{unknown[0]}: unknown key; allowed keys: {allowed}, aws:region"
+        )
+    try:
+        return StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        raise ConfigError(_describe_error(stack, raw, errors[0], len(errors))) from None
+
+
+def load_stack_config() -> StackConfig:
+    """Read and validate this stack's config from the Pulumi runtime (before any resource exists)."""
+    stack = pulumi.get_stack()
+    raw = _all_project_config(PROJECT)
+    region = pulumi.Config("aws").get("region")
+    if region is not None:
+        raw["region"] = region
+    if "region" not in raw:
+        raise ConfigError(f"stack '{stack}': config aws:region is required but not set (e.g. us-east-1)")
+    return parse_stack_config(stack, raw)
+
+
+def resolve_sizing(stack: str, config: StackConfig, service: str, defaults: Mapping[str, Any]) -> ServiceSizing:
+    """The effective sizing of one service: spec defaults overlaid with the stack's overrides."""
+    overrides = config.services.get(service)
+    merged = {**defaults, **(overrides.model_dump(exclude_unset=True, by_alias=True) if overrides else {})}
+    try:
+        return ServiceSizing.model_validate(merged)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = dict(errors[0])
+        first["loc"] = ("services", service, *first["loc"])
+        raw = {"services": {service: merged}}
+        raise ConfigError(_describe_error(stack, raw, first, len(errors))) from None

@@ -1,0 +1,239 @@
+"""Run the real Pulumi program for one stack under Pulumi's mock runtime and record the plan.
+
+This is what the Python language host does for `pulumi preview`, with the engine replaced by
+`RecordingMonitor` (the SDK's MockMonitor, which sees every RegisterResource request in full) and the
+cloud replaced by `offline.mocks.AwsMocks`. Each run happens in a fresh `contextvars.Context`, so the
+Pulumi SDK's ambient settings (stack, config, root resource) never leak from one run into the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import runpy
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+
+from offline.mocks import AwsMocks, MockGap
+from offline.plan import Plan, PlannedResource
+
+SECRET_PLACEHOLDER = "offline-preview-secret-placeholder"
+"""The value a `secure:` config entry takes offline (it cannot be decrypted without the stack's key)."""
+
+
+class OfflineError(Exception):
+    """The program could not be previewed: bad config, a program error, or a gap in the mocks."""
+
+
+@dataclass
+class Diagnostic:
+    severity: str
+    message: str
+
+
+@dataclass
+class StackFiles:
+    project: str
+    config: dict[str, str]
+    secret_keys: list[str]
+    region: str
+
+
+def read_stack_files(project_dir: Path, stack: str) -> StackFiles:
+    """Read Pulumi.yaml and Pulumi.<stack>.yaml the way the CLI hands config to a program.
+
+    Keys without a namespace get the project's; structured values become JSON strings and scalars
+    strings (PULUMI_CONFIG carries strings only); project-level declarations supply defaults.
+    """
+    project_file = project_dir / "Pulumi.yaml"
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not project_file.is_file():
+        raise OfflineError(f"no Pulumi.yaml in {project_dir}")
+    if not stack_file.is_file():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise OfflineError(f"unknown stack {stack!r}: no {stack_file.name}; stacks here: {', '.join(known)}")
+    project_doc = yaml.safe_load(project_file.read_text()) or {}
+    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+    project = str(project_doc["name"])
+
+    def full_key(key: str) -> str:
+        return key if ":" in key else f"{project}:{key}"
+
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, declaration in (project_doc.get("config") or {}).items():
+        if isinstance(declaration, dict) and "default" in declaration:
+            config[full_key(key)] = _config_string(declaration["default"])
+        elif not isinstance(declaration, dict):
+            config[full_key(key)] = _config_string(declaration)
+    for key, value in (stack_doc.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[full_key(key)] = SECRET_PLACEHOLDER
+            secret_keys.append(full_key(key))
+        else:
+            config[full_key(key)] = _config_string(value)
+    region = config.get("aws:region", "us-east-1")
+    return StackFiles(project=project, config=config, secret_keys=secret_keys, region=region)
+
+
+def _config_string(value: Any) -> str:
+    import json
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if _contains_secure(value):
+        raise OfflineError("secure values nested inside structured config are not supported offline")
+    return json.dumps(value)
+
+
+def _contains_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_contains_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_secure(v) for v in value)
+    return False
+
+
+def _plain(value: Any) -> Any:
+    """protobuf Struct numbers are doubles; give integral ones back as ints like the CLI prints them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _make_recording_monitor(mocks: AwsMocks, plan: Plan, stack_urn_holder: list[str]) -> Any:
+    from pulumi.runtime.mocks import MockMonitor
+
+    class RecordingMonitor(MockMonitor):
+        """MockMonitor that also keeps what the engine would: parent, provider, dependencies..."""
+
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            inputs = _plain(json_format.MessageToDict(request.object)) if request.HasField("object") else {}
+            outputs = _plain(json_format.MessageToDict(response.object)) if response.HasField("object") else {}
+            if request.type == "pulumi:pulumi:Stack":
+                stack_urn_holder.append(response.urn)
+            plan.resources.append(
+                PlannedResource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    custom=bool(request.custom),
+                    parent=request.parent,
+                    provider=request.provider,
+                    id=response.id,
+                    inputs=inputs,
+                    outputs=outputs,
+                    dependencies=list(request.dependencies),
+                    property_dependencies={k: list(v.urns) for k, v in sorted(request.propertyDependencies.items())},
+                    remote=bool(request.remote),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    secret_outputs=list(request.additionalSecretOutputs),
+                )
+            )
+            return response
+
+        def RegisterResourceOutputs(self, request: Any) -> Any:
+            if stack_urn_holder and request.urn == stack_urn_holder[0] and request.HasField("outputs"):
+                plan.outputs = _plain(json_format.MessageToDict(request.outputs))
+            return super().RegisterResourceOutputs(request)
+
+    return RecordingMonitor(mocks)
+
+
+class _CollectingHandler(logging.Handler):
+    def __init__(self, sink: list[Diagnostic]) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.INFO:
+            self.sink.append(Diagnostic(record.levelname.lower(), record.getMessage()))
+
+
+@contextlib.contextmanager
+def _program_environment(project_dir: Path) -> Iterator[None]:
+    """cwd and sys.path as the language host sets them for the program."""
+    old_cwd = Path.cwd()
+    old_path = list(sys.path)
+    os.chdir(project_dir)
+    sys.path.insert(0, str(project_dir))
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        sys.path[:] = old_path
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def run_program(project_dir: Path, stack: str, *, config_overrides: Mapping[str, str] | None = None) -> RunResult:
+    """Run `<project_dir>/__main__.py` for `stack` under mocks; return the recorded plan.
+
+    Raises OfflineError with a one-line message for config errors (the program's ConfigError, a
+    `pulumi.RunError`) and gaps in the mocks; other program exceptions propagate with their traceback,
+    as `pulumi preview` shows them.
+    """
+    project_dir = project_dir.resolve()
+    files = read_stack_files(project_dir, stack)
+    config = {**files.config, **(config_overrides or {})}
+    return contextvars.Context().run(_run_in_fresh_context, project_dir, stack, files, config)
+
+
+def _run_in_fresh_context(project_dir: Path, stack: str, files: StackFiles, config: dict[str, str]) -> RunResult:
+    import pulumi
+    from pulumi.runtime import mocks as pulumi_mocks
+    from pulumi.runtime import settings as pulumi_settings
+    from pulumi.runtime.stack import run_in_stack
+    from pulumi.runtime.sync_await import _sync_await
+
+    plan = Plan(project=files.project, stack=stack)
+    diagnostics: list[Diagnostic] = []
+    logger = logging.getLogger(f"offline.preview.{stack}")
+    logger.propagate = False
+    logger.handlers[:] = [_CollectingHandler(diagnostics)]
+    monitor = _make_recording_monitor(AwsMocks(files.region), plan, [])
+    settings = pulumi_mocks.MockSettings(
+        monitor=monitor,
+        monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+        engine=pulumi_mocks.MockEngine(logger),
+        project=files.project,
+        stack=stack,
+        dry_run=True,
+        organization="organization",
+        root_directory=str(project_dir),
+        callbacks=None,
+    )
+    pulumi_settings.configure(settings)
+    pulumi.runtime.set_all_config(config, files.secret_keys)
+    main = project_dir / "__main__.py"
+    with _program_environment(project_dir):
+        try:
+            _sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__") and None))
+        except pulumi.RunError as exc:
+            raise OfflineError(str(exc)) from None
+        except MockGap as exc:
+            raise OfflineError(str(exc)) from None
+    return RunResult(plan=plan, diagnostics=diagnostics)

@@ -1,0 +1,78 @@
+"""Service catalogue: one module per microservice, each exporting `SPEC` (a `ServiceSpec`).
+
+`load_catalog()` finds every spec in this package and checks the call and event graphs, so a typo in
+a dependency name stops the program with one clear message before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterable
+
+from components.config import ConfigError
+from services.spec import ServiceSpec
+
+_NOT_SPECS = {"spec"}
+
+
+def discover_specs() -> list[ServiceSpec]:
+    """Every `SPEC` defined by a module or package directly under `services/`, sorted by name."""
+    specs = []
+    for module in pkgutil.iter_modules(__path__):
+        if module.name in _NOT_SPECS or module.name.startswith("_"):
+            continue
+        loaded = importlib.import_module(f"{__name__}.{module.name}")
+        spec = getattr(loaded, "SPEC", None)
+        if isinstance(spec, ServiceSpec):
+            specs.append(spec)
+    return sorted(specs, key=lambda s: s.name)
+
+
+def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
+    """Check names are unique and every reference names a known service; return specs sorted."""
+    specs = sorted(specs, key=lambda s: s.name)
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"service spec name {duplicates[0]!r} is defined more than once")
+    known = set(names)
+    allowed = ", ".join(sorted(known))
+    published = {(s.name, t) for s in specs for t in s.publishes}
+    for spec in specs:
+        for callee in spec.calls:
+            if callee not in known:
+                raise ConfigError(
+                    f"service spec '{spec.name}': calls = {callee!r}: unknown service; known services: {allowed}"
+                )
+            if callee == spec.name:
+                raise ConfigError(f"service spec '{spec.name}': calls = {callee!r}: a service cannot call itself")
+        for sub in spec.subscribes:
+            if sub.delivery == "direct" and spec.kind != "lambda":
+                raise ConfigError(
+                    f"service spec '{spec.name}': subscribes.delivery = 'direct': only Lambda services can be "
+                    "invoked directly by EventBridge; use 'queue'"
+                )
+            if sub.source not in known:
+                raise ConfigError(
+                    f"service spec '{spec.name}': subscribes.source = {sub.source!r}: unknown service; "
+                    f"known services: {allowed}"
+                )
+            for detail_type in sub.detail_types:
+                if (sub.source, detail_type) not in published:
+                    offered = ", ".join(sorted(t for s, t in published if s == sub.source)) or "none"
+                    raise ConfigError(
+                        f"service spec '{spec.name}': subscribes.detailTypes = {detail_type!r}: "
+                        f"'{sub.source}' does not publish it; it publishes: {offered}"
+                    )
+    store_names = [d.name for s in specs for d in s.data_stores]
+    shared = sorted({n for n in store_names if store_names.count(n) > 1})
+    if shared:
+        raise ConfigError(
+            f"data store name {shared[0]!r} is declared by more than one service: each service owns its own data"
+        )
+    return specs
+
+
+def load_catalog() -> list[ServiceSpec]:
+    return validate_catalog(discover_specs())

@@ -1,0 +1,96 @@
+"""The declarative shape of one microservice. Adding a service = adding one module with a `SPEC`.
+
+A spec says what the service IS (image, port, routes, callers it needs, data it owns, events it
+publishes and consumes, secrets it reads); the stack config says how big it runs per environment.
+Everything else (network identity, IAM, mesh certificates, routing, alarms) is derived from it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{1,20}[a-z0-9]$"
+"""A DNS label short enough for every AWS name we derive from it (ALB target groups allow 32 chars)."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PostgresStore(_Spec):
+    """An RDS PostgreSQL instance owned by one service."""
+
+    kind: Literal["postgres"] = "postgres"
+    name: str = Field(pattern=NAME_PATTERN)
+    database_name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    engine_version: str = "16.6"
+
+
+class DynamoStore(_Spec):
+    """A DynamoDB table owned by one service."""
+
+    kind: Literal["dynamodb"] = "dynamodb"
+    name: str = Field(pattern=NAME_PATTERN)
+    hash_key: str
+    range_key: str | None = None
+    ttl_attribute: str | None = None
+
+
+class RedisStore(_Spec):
+    """An ElastiCache (Valkey, Redis-compatible) replication group owned by one service."""
+
+    kind: Literal["redis"] = "redis"
+    name: str = Field(pattern=NAME_PATTERN)
+
+
+DataStoreSpec = PostgresStore | DynamoStore | RedisStore
+
+
+class Subscription(_Spec):
+    """Events this service consumes from the bus.
+
+    `queue`: delivered to the consumer's own SQS queue (with a DLQ), which it polls or which triggers
+    its Lambda; `direct`: an EventBridge rule invokes the consumer's Lambda directly (Lambda only).
+    """
+
+    source: str = Field(pattern=NAME_PATTERN, description="the publishing service")
+    detail_types: tuple[str, ...] = Field(min_length=1)
+    delivery: Literal["queue", "direct"] = "queue"
+
+
+class SecretRef(_Spec):
+    """A value the container reads from Secrets Manager, injected as an environment variable."""
+
+    env_name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    description: str
+
+
+class ServiceSpec(_Spec):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str
+    kind: Literal["fargate", "lambda"] = "fargate"
+    image: str = ""
+    """Default container image (a stack may override it per service)."""
+    container_port: int = Field(8080, ge=1024, le=65535)
+    health_check_path: str = Field("/health", pattern=r"^/")
+    sizing: dict[str, int] = Field(default_factory=dict)
+    """Default sizing keys (`cpu`, `memory`, `desiredCount`, `minCount`, `maxCount`)."""
+    public_paths: tuple[str, ...] = ()
+    """Path prefixes routed from the internet (ALB and API Gateway), e.g. `/users`."""
+    calls: tuple[str, ...] = ()
+    """Services this one calls synchronously through the mesh (allowed by mTLS RBAC and SGs)."""
+    data_stores: tuple[DataStoreSpec, ...] = ()
+    publishes: tuple[str, ...] = ()
+    """Event detail-types this service puts on the bus (source `microservices.<name>`)."""
+    subscribes: tuple[Subscription, ...] = ()
+    secrets: tuple[SecretRef, ...] = ()
+
+    @property
+    def is_public(self) -> bool:
+        return bool(self.public_paths)
+
+    @property
+    def event_source(self) -> str:
+        return f"microservices.{self.name}"

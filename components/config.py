@@ -234,6 +234,19 @@ class ServiceSizing(_Model):
         return self
 
 
+class ServiceOverrides(_Model):
+    """What a stack may override per service; checked against each other once merged (see
+    `resolve_sizing`), because a valid memory depends on the cpu the spec may set."""
+
+    image: str | None = Field(None, min_length=1)
+    cpu: int | None = None
+    memory: int | None = None
+    desired_count: int | None = Field(None, ge=1, le=1000)
+    min_count: int | None = Field(None, ge=1, le=1000)
+    max_count: int | None = Field(None, ge=1, le=1000)
+    cpu_target_percent: int | None = Field(None, ge=10, le=95)
+
+
 class StackConfig(_Model):
     """Everything one environment stack configures."""
 
@@ -246,7 +259,7 @@ class StackConfig(_Model):
     edge: EdgeConfig = EdgeConfig()
     mesh: MeshConfig = MeshConfig()
     events: EventsConfig = EventsConfig()
-    services: dict[str, ServiceSizing] = Field(default_factory=dict)
+    services: dict[str, ServiceOverrides] = Field(default_factory=dict)
     """Per-service overrides keyed by service name; services not listed use their spec defaults."""
     tags: dict[str, str] = Field(default_factory=dict)
 

@@ -14,7 +14,7 @@ import logging
 import os
 import runpy
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,14 @@ SECRET_PLACEHOLDER = "offline-preview-secret-placeholder"
 
 
 class OfflineError(Exception):
-    """The program could not be previewed: bad config, a program error, or a gap in the mocks."""
+    """The program could not be previewed: bad config, a program error, or a gap in the mocks.
+
+    `plan` holds whatever was registered before the error (for a config error: only the stack).
+    """
+
+    def __init__(self, message: str, plan: Plan | None = None) -> None:
+        super().__init__(message)
+        self.plan = plan
 
 
 @dataclass
@@ -202,7 +209,26 @@ def run_program(project_dir: Path, stack: str, *, config_overrides: Mapping[str,
     return contextvars.Context().run(_run_in_fresh_context, project_dir, stack, files, config)
 
 
-def _run_in_fresh_context(project_dir: Path, stack: str, files: StackFiles, config: dict[str, str]) -> RunResult:
+def run_function(
+    program: Callable[[], object],
+    *,
+    stack: str = "test",
+    project: str = "microservices",
+    config: Mapping[str, str] | None = None,
+    region: str = "us-east-1",
+) -> RunResult:
+    """Run any function that declares resources (a component under test) the same way as a program."""
+    files = StackFiles(project=project, config=dict(config or {}), secret_keys=[], region=region)
+    return contextvars.Context().run(_run_in_fresh_context, Path.cwd(), stack, files, files.config, program)
+
+
+def _run_in_fresh_context(
+    project_dir: Path,
+    stack: str,
+    files: StackFiles,
+    config: dict[str, str],
+    program: Callable[[], object] | None = None,
+) -> RunResult:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings as pulumi_settings
@@ -228,12 +254,14 @@ def _run_in_fresh_context(project_dir: Path, stack: str, files: StackFiles, conf
     )
     pulumi_settings.configure(settings)
     pulumi.runtime.set_all_config(config, files.secret_keys)
-    main = project_dir / "__main__.py"
+
+    def run_main() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    body = program if program is not None else run_main
     with _program_environment(project_dir):
         try:
-            _sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__") and None))
-        except pulumi.RunError as exc:
-            raise OfflineError(str(exc)) from None
-        except MockGap as exc:
-            raise OfflineError(str(exc)) from None
+            _sync_await(run_in_stack(lambda: body() and None))
+        except (pulumi.RunError, MockGap) as exc:
+            raise OfflineError(str(exc), plan) from None
     return RunResult(plan=plan, diagnostics=diagnostics)

@@ -1,0 +1,119 @@
+"""Command line of the offline preview.
+
+    python -m offline preview --stack dev [--json FILE] [--export FILE] [--no-policy]
+    python -m offline policy-check --file PLAN
+
+`preview` runs the real program for a stack under Pulumi's mock runtime (no cloud account, no Pulumi
+CLI), prints the plan like `pulumi preview`, and runs the policy pack in `policies/` over it through
+the Analyzer gRPC interface, as `pulumi preview --policy-pack policies` does. `policy-check` runs the
+pack over a saved `--json`/`--export` file (the offline counterpart of `pulumi policy analyze --file`).
+
+Exit status: 0 success; 1 a mandatory policy violation; 2 a configuration, usage or program error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_POLICY, EXIT_ERROR = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    preview = commands.add_parser("preview", help="preview a stack offline and run the policy pack")
+    preview.add_argument("--stack", "-s", required=True, help="stack name: dev, staging or prod")
+    preview.add_argument("--project-dir", type=Path, default=Path("."), help="folder holding Pulumi.yaml")
+    preview.add_argument("--json", type=Path, metavar="FILE", help="write the plan as `pulumi preview --json`")
+    preview.add_argument("--export", type=Path, metavar="FILE", help="write a `pulumi stack export` (v3) file")
+    preview.add_argument("--no-policy", action="store_true", help="skip the policy pack")
+    _policy_args(preview)
+    check = commands.add_parser("policy-check", help="run the policy pack over a saved plan or export file")
+    check.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
+    _policy_args(check)
+    return parser
+
+
+def _policy_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy-pack", type=Path, default=None, help="policy pack folder (default: policies/)")
+    parser.add_argument(
+        "--policy-pack-config", type=Path, default=None, metavar="FILE", help="JSON config for the pack's policies"
+    )
+
+
+def _check_policies(plan: object, pack: Path, config_file: Path | None) -> int:
+    from offline.policy_runner import PolicyRunnerError, format_report, run_policy_pack
+
+    config = None
+    if config_file is not None:
+        try:
+            config = json.loads(config_file.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: --policy-pack-config {config_file}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    try:
+        report = run_policy_pack(plan, pack_dir=pack, config=config)  # type: ignore[arg-type]
+    except PolicyRunnerError as exc:
+        print(f"error: policy pack {pack}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print()
+    print(format_report(report))
+    return EXIT_POLICY if report.has_mandatory else EXIT_OK
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from offline.export import preview_json, stack_export, write_json
+    from offline.render import render_preview
+    from offline.runtime import OfflineError, read_stack_files, run_program
+
+    started = time.perf_counter()
+    try:
+        result = run_program(args.project_dir, args.stack)
+    except OfflineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(render_preview(result.plan))
+    for diagnostic in result.diagnostics:
+        print(f"    {diagnostic.severity}: {diagnostic.message}")
+    if args.json:
+        config = read_stack_files(args.project_dir.resolve(), args.stack)
+        masked = {k: ("[secret]" if k in config.secret_keys else v) for k, v in config.config.items()}
+        write_json(args.json, preview_json(result.plan, masked))
+        print(f"\nWrote {args.json} (pulumi preview --json format)")
+    if args.export:
+        write_json(args.export, stack_export(result.plan))
+        print(f"Wrote {args.export} (pulumi stack export, deployment v3)")
+    status = EXIT_OK
+    if not args.no_policy:
+        status = _check_policies(
+            result.plan, args.policy_pack or args.project_dir / "policies", args.policy_pack_config
+        )
+    print(f"\nDuration: {time.perf_counter() - started:.1f}s")
+    return status
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from offline.export import PlanFileError, load_plan
+
+    try:
+        plan = load_plan(args.file)
+    except PlanFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}")
+    return _check_policies(plan, args.policy_pack or Path("policies"), args.policy_pack_config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "preview":
+        return _preview(args)
+    return _policy_check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

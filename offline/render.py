@@ -24,7 +24,9 @@ def render_tree(plan: Plan, *, show_ids: bool = False) -> str:
         branch = "" if depth == 0 else ("└─ " if last else "├─ ")
         marks = " [protect]" if resource.protect else ""
         rows.append((f"{prefix}{branch}{resource.type}", resource.name + marks, "create"))
-        kids = tree.get(resource.urn, [])  # registration order, as the engine reports steps
+        # Registration order varies run to run (resources register concurrently); sort so two previews
+        # of the same program print the same text: components first, then by name.
+        kids = sorted(tree.get(resource.urn, []), key=lambda r: (r.custom, r.name, r.type))
         extension = "" if depth == 0 else ("   " if last else "│  ")
         for i, kid in enumerate(kids):
             walk(kid, prefix + extension, i == len(kids) - 1, depth + 1)

@@ -215,10 +215,11 @@ def run_function(
     stack: str = "test",
     project: str = "microservices",
     config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
     region: str = "us-east-1",
 ) -> RunResult:
     """Run any function that declares resources (a component under test) the same way as a program."""
-    files = StackFiles(project=project, config=dict(config or {}), secret_keys=[], region=region)
+    files = StackFiles(project=project, config=dict(config or {}), secret_keys=list(secret_keys or []), region=region)
     return contextvars.Context().run(_run_in_fresh_context, Path.cwd(), stack, files, files.config, program)
 
 

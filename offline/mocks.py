@@ -278,6 +278,9 @@ RESOURCE_SHAPES: dict[str, Shape] = {
     ),
     "aws:sqs/queuePolicy:QueuePolicy": Shape(id=lambda c: str(c.inputs.get("queueUrl", "")), name_key=None),
     "aws:sqs/redrivePolicy:RedrivePolicy": Shape(id=lambda c: str(c.inputs.get("queueUrl", "")), name_key=None),
+    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": Shape(
+        id=lambda c: str(c.inputs.get("queueUrl", "")), name_key=None
+    ),
     "aws:sns/topic:Topic": Shape(
         id=lambda c: c.arn("sns", c.physical),
         max_name=256,
@@ -355,6 +358,9 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         id=lambda c: c.physical,
         max_name=512,
         outputs=lambda c: {"arn": c.arn("logs", f"log-group:{c.physical}")},
+    ),
+    "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": Shape(
+        id=lambda c: c.physical, name_key="policyName", max_name=255
     ),
     "aws:cloudwatch/metricAlarm:MetricAlarm": Shape(
         id=lambda c: c.physical, outputs=lambda c: {"arn": c.arn("cloudwatch", f"alarm:{c.physical}")}

@@ -52,6 +52,7 @@ __all__ = [
     "PolicyPackError",
     "PolicyRemediation",
     "PolicyReport",
+    "PolicyRunnerError",
     "PolicyViolation",
     "build_analyze_request",
     "build_analyze_stack_request",
@@ -593,8 +594,6 @@ class _PackProcess:
             if self._wait_exit(5.0) is None:
                 self._signal(signal.SIGKILL if os.name == "posix" else signal.SIGTERM)
                 self.proc.wait()
-        elif os.name == "posix":
-            self._signal(signal.SIGKILL)  # leftovers in its group, if any
         for reader in self._readers:
             reader.join(timeout=2.0)
         for stream in (self.proc.stdout, self.proc.stderr):
@@ -894,3 +893,7 @@ def format_report(report: PolicyReport) -> str:
     summary = f"{counts['mandatory']} mandatory, {counts['advisory']} advisory"
     lines.append(f"Policy violations: {summary}{', ' + others if others else ''}")
     return "\n".join(lines) + "\n"
+
+
+PolicyRunnerError = PolicyPackError
+"""Alias: the error type `python -m offline` catches."""

@@ -168,6 +168,21 @@ class EdgeConfig(_Model):
     """Requests per 5 minutes per client IP before WAF blocks it (AWS minimum is 10)."""
     api_throttle_rate: int = Field(100, ge=1)
     api_throttle_burst: int = Field(200, ge=1)
+    jwt_issuer: str | None = Field(default=None, pattern=r"^https://[^\s/]+(/\S*)?$")
+    """OIDC issuer URL (https) of a JWT authorizer on every API Gateway route; unset: routes have no
+    authorizer (the services authenticate callers themselves)."""
+    jwt_audience: tuple[str, ...] = ()
+    """Accepted `aud` claims of that authorizer; required (at least one) when `jwtIssuer` is set."""
+
+    @model_validator(mode="after")
+    def _jwt_issuer_and_audience(self) -> EdgeConfig:
+        if self.jwt_issuer and not self.jwt_audience:
+            raise ValueError("jwtAudience must list at least one audience when jwtIssuer is set")
+        if self.jwt_audience and not self.jwt_issuer:
+            raise ValueError("jwtIssuer must be set when jwtAudience is set")
+        if any(not aud.strip() for aud in self.jwt_audience):
+            raise ValueError("jwtAudience entries must not be empty")
+        return self
 
 
 class MeshConfig(_Model):
@@ -387,7 +402,7 @@ def resolve_sizing(stack: str, config: StackConfig, service: str, defaults: Mapp
         return ServiceSizing.model_validate(merged)
     except ValidationError as exc:
         errors = exc.errors()
-        first = dict(errors[0])
-        first["loc"] = ("services", service, *first["loc"])
+        first: dict[str, Any] = dict(errors[0])
+        first["loc"] = ("services", service, *errors[0]["loc"])
         raw = {"services": {service: merged}}
         raise ConfigError(_describe_error(stack, raw, first, len(errors))) from None

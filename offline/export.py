@@ -118,8 +118,8 @@ def _state(plan: Plan, r: PlannedResource, *, for_export: bool) -> dict[str, Any
 def preview_json(plan: Plan, config: dict[str, str] | None = None) -> dict[str, Any]:
     """The document `pulumi preview --json` prints, for a stack with nothing deployed yet."""
     steps = []
-    for provider in _default_providers(plan):
-        steps.append({"op": "create", "urn": provider["urn"], "newState": provider})
+    for default_provider in _default_providers(plan):
+        steps.append({"op": "create", "urn": default_provider["urn"], "newState": default_provider})
     for r in plan.resources:
         step: dict[str, Any] = {"op": "create", "urn": r.urn, "newState": _state(plan, r, for_export=False)}
         provider = _provider_ref(plan, r)

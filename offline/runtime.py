@@ -260,9 +260,13 @@ def _run_in_fresh_context(
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
     body = program if program is not None else run_main
+
+    def run_body() -> None:
+        body()
+
     with _program_environment(project_dir):
         try:
-            _sync_await(run_in_stack(lambda: body() and None))
+            _sync_await(run_in_stack(run_body))
         except (pulumi.RunError, MockGap) as exc:
             raise OfflineError(str(exc), plan) from None
     return RunResult(plan=plan, diagnostics=diagnostics)

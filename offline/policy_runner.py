@@ -601,6 +601,9 @@ class _PackProcess:
                 stream.close()
 
 
+_SHIM_OPTIONS = frozenset({"virtualenv", "toolchain", "typechecker"})
+
+
 def _pack_command(pack_dir: Path, project: _PolicyProject) -> tuple[list[str], dict[str, str]]:
     """argv and environment changes, as `pulumi-analyzer-policy-python` builds them."""
     python = sys.executable
@@ -614,8 +617,10 @@ def _pack_command(pack_dir: Path, project: _PolicyProject) -> tuple[list[str], d
         python = str(candidate)
         env_changes["PATH"] = f"{candidate.parent}{os.pathsep}{os.environ.get('PATH', '')}"
     args = [OFFLINE_ENGINE_ADDRESS, "."]
+    # The shim consumes -virtualenv itself (it picks the interpreter above) and the CLI handles the
+    # toolchain options; only other options reach `python -m pulumi.policy`.
     for key, value in project.options.items():
-        if str(value) != "":
+        if key not in _SHIM_OPTIONS and str(value) != "":
             args.append(f"-{key}={value}")
     return [python, "-u", "-m", "pulumi.policy", *args], env_changes
 

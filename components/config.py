@@ -11,6 +11,7 @@ here too, so a Fargate CPU/memory pair AWS would reject is caught before anythin
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args, get_origin
@@ -77,7 +78,7 @@ class ConfigError(pulumi.RunError):
 
 
 def _describe_range(values: Sequence[int]) -> str:
-    if len(values) > 6 and all(b - a == values[1] - values[0] for a, b in zip(values, values[1:], strict=False)):
+    if len(values) > 6 and all(b - a == values[1] - values[0] for a, b in itertools.pairwise(values)):
         return f"{values[0]} to {values[-1]} in steps of {values[1] - values[0]}"
     return ", ".join(str(v) for v in values)
 
@@ -300,9 +301,7 @@ def _format_loc(loc: Sequence[int | str]) -> str:
 def _value_at(raw: Mapping[str, Any], loc: Sequence[int | str]) -> Any:
     value: Any = raw
     for part in loc:
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+        if (isinstance(value, Mapping) and part in value) or (isinstance(value, list) and isinstance(part, int) and part < len(value)):
             value = value[part]
         else:
             return None

@@ -12,6 +12,7 @@ remote component: under the offline preview its children are not visible, only i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -45,9 +46,9 @@ def _subnet_masks(cidr: str) -> dict[str, int]:
 
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
-    public_subnet_ids: pulumi.Output[list[str]]
-    private_subnet_ids: pulumi.Output[list[str]]
-    isolated_subnet_ids: pulumi.Output[list[str]]
+    public_subnet_ids: pulumi.Output[Sequence[str]]
+    private_subnet_ids: pulumi.Output[Sequence[str]]
+    isolated_subnet_ids: pulumi.Output[Sequence[str]]
     cidr_block: str
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:

@@ -131,7 +131,7 @@ def test_secure_config_becomes_a_secret_placeholder(tmp_path: Path) -> None:
     version = next(r for r in plan.resources if r.type == "aws:secretsmanager/secretVersion:SecretVersion")
     assert version.inputs["secretString"] == {SECRET_SIG_KEY: SECRET_SIG, "value": files.config["demo:token"]}
     assert preview_json(plan)["steps"][-1]["newState"]["inputs"]["secretString"] == "[secret]"
-    exported = [s for s in stack_export(plan)["deployment"]["resources"] if s["urn"] == version.urn][0]
+    exported = next(s for s in stack_export(plan)["deployment"]["resources"] if s["urn"] == version.urn)
     assert exported["inputs"]["secretString"][SECRET_SIG_KEY] == SECRET_SIG
     assert "value" not in exported["inputs"]["secretString"]
 
@@ -161,7 +161,7 @@ def test_preview_json_has_the_cli_shape(dev_plan: Plan) -> None:
 
 
 @pytest.mark.parametrize("writer", [preview_json, stack_export])
-def test_both_files_read_back_into_the_same_plan(dev_plan: Plan, writer, tmp_path: Path) -> None:  # noqa: ANN001
+def test_both_files_read_back_into_the_same_plan(dev_plan: Plan, writer, tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(writer(dev_plan)))
     loaded = load_plan(path)

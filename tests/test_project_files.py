@@ -42,7 +42,7 @@ def test_every_stack_file_parses_into_typed_config(stack: str) -> None:
 
 
 def test_dev_is_cheap_and_prod_is_resilient() -> None:
-    def load(stack: str):  # noqa: ANN202
+    def load(stack: str):
         doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
         raw = {k.split(":", 1)[1]: v for k, v in doc.items() if k.startswith("microservices:")}
         return parse_stack_config(stack, {**raw, "region": doc["aws:region"]})

@@ -58,7 +58,8 @@ def key_policy(account_id: str, region: str, partition: str) -> str:
                     "Sid": "MessagingServicesForThisAccount",
                     "Effect": "Allow",
                     "Principal": {"Service": ["events.amazonaws.com", "sns.amazonaws.com", "sqs.amazonaws.com"]},
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    # EventBridge needs DescribeKey for an encrypted bus and ReEncrypt* for its archive.
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:ReEncrypt*"],
                     "Resource": "*",
                     "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
                 },

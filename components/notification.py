@@ -1,0 +1,370 @@
+"""NotificationFunction: the notification service's Lambda and everything it owns.
+
+The service owns its function, execution role, log group and the queue where failed direct
+invocations end up; the EventBus owns the queue that feeds it and the topic it publishes to, and
+passes their ARNs in. The role can do exactly what the handler does and nothing else:
+write to its own log group, publish to the topic, consume its own queue, send to its failure queue,
+use the platform key for those (and for its encrypted environment), and send X-Ray traces.
+
+Packaging. The code is `services/notification/` as it is (the handler engineer keeps it free of
+third-party imports: `contracts.py` ships a small, dependency-free JSON Schema validator instead of
+`jsonschema`, which the Lambda runtime does not include and whose `rpds-py` dependency is a
+compiled extension that would have to be built for arm64). So there is no build step and no layer:
+the archive is the directory minus tests, caches and the infrastructure-only `service.py` /
+`__init__.py`, with the handler at the archive root (`handler.handle`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS, deny_insecure_transport
+from services.spec import ServiceSpec
+
+CODE_DIR = Path(__file__).resolve().parent.parent / "services" / "notification"
+HANDLER = "handler.handle"
+RUNTIME = "python3.12"
+
+_NOT_SHIPPED_DIRS = frozenset({"tests", "__pycache__", ".pytest_cache", ".mypy_cache"})
+_NOT_SHIPPED_FILES = frozenset({"service.py", "__init__.py", "conftest.py"})
+"""`service.py` is the infrastructure spec (imports `services.spec`, which the Lambda does not have);
+`__init__.py` only makes the directory a package for the repo's tests and tools."""
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    """Sizing and delivery tuning of the function for one environment."""
+
+    memory_mb: int = 256
+    timeout_seconds: int = 30
+    reserved_concurrency: int = 5
+    """Caps the function (protects SNS and the account's concurrency pool); dev stays small."""
+    batch_size: int = 10
+    batching_window_seconds: int = 5
+    queue_max_concurrency: int = 2
+    """Concurrent invocations the SQS poller may use (AWS minimum 2); kept below the reserved
+    concurrency so direct EventBridge invocations are not throttled by a queue backlog."""
+    async_retry_attempts: int = 2
+    async_max_event_age_seconds: int = 3600
+    log_level: Literal["DEBUG", "INFO"] = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.queue_max_concurrency < self.reserved_concurrency:
+            raise ValueError(
+                f"queue_max_concurrency must be at least 2 and below reserved_concurrency "
+                f"({self.reserved_concurrency}), got {self.queue_max_concurrency}"
+            )
+
+    @property
+    def queue_visibility_timeout_seconds(self) -> int:
+        """AWS guidance for an SQS event source: at least 6x the function timeout plus the batching
+        window, so a message being retried by the poller is not handed out again meanwhile."""
+        return 6 * self.timeout_seconds + self.batching_window_seconds
+
+    @classmethod
+    def for_environment(cls, environment: str) -> NotificationSettings:
+        if environment == "prod":
+            return cls(reserved_concurrency=50, queue_max_concurrency=20, memory_mb=512)
+        if environment == "staging":
+            return cls(reserved_concurrency=10, queue_max_concurrency=5)
+        return cls(reserved_concurrency=5, queue_max_concurrency=2, log_level="DEBUG")
+
+
+@dataclass(frozen=True)
+class NotificationFunctionArgs:
+    spec: ServiceSpec
+    settings: NotificationSettings
+    queue_arn: pulumi.Input[str] | None
+    """The function's own queue (EventBus.queue_arn_for); required when the spec has `queue` delivery."""
+    topic_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    log_retention_days: int
+    tracing: bool
+    tags: dict[str, str]
+    code_dir: Path = CODE_DIR
+
+
+def code_assets(code_dir: Path) -> dict[str, pulumi.Asset | pulumi.Archive]:
+    """The files of the deployment package, by their path inside the archive."""
+    if not (code_dir / "handler.py").is_file():
+        raise ValueError(f"NotificationFunction: no handler.py in {code_dir} (entry point {HANDLER!r})")
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
+    for path in sorted(code_dir.rglob("*")):
+        relative = path.relative_to(code_dir)
+        if not path.is_file() or _NOT_SHIPPED_DIRS.intersection(relative.parts[:-1]):
+            continue
+        if relative.name in _NOT_SHIPPED_FILES and len(relative.parts) == 1:
+            continue
+        if path.suffix in (".pyc", ".pyo") or relative.name.startswith("test_"):
+            continue
+        # Relative to the program's directory where possible, so the state does not record this
+        # machine's absolute paths (assets are compared by content hash either way).
+        try:
+            location = os.path.relpath(path)
+        except ValueError:
+            location = str(path)
+        assets[relative.as_posix()] = pulumi.FileAsset(location)
+    return assets
+
+
+def role_policy(
+    *,
+    log_group_arn: str,
+    topic_arn: str,
+    queue_arn: str | None,
+    failure_queue_arn: str,
+    kms_key_arn: str,
+    tracing: bool,
+) -> str:
+    """The execution role's only permissions, each on the exact ARN it needs."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn}:*",
+        },
+        {"Sid": "PublishNotifications", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn},
+        {
+            "Sid": "RecordFailedInvocations",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": failure_queue_arn,
+        },
+        {
+            # Decrypt: its environment, messages received from its queue. GenerateDataKey: messages
+            # it publishes to the KMS-encrypted topic and sends to the failure queue.
+            "Sid": "UsePlatformKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": kms_key_arn,
+        },
+    ]
+    if queue_arn is not None:
+        statements.insert(
+            2,
+            {
+                "Sid": "ConsumeOwnQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Resource": queue_arn,
+            },
+        )
+    if tracing:
+        # X-Ray has no resource-level permissions for these two actions: `*` is the only valid
+        # resource (it is what AWSXRayDaemonWriteAccess grants).
+        statements.append(
+            {
+                "Sid": "SendTraces",
+                "Effect": "Allow",
+                "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                "Resource": "*",
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+class NotificationFunction(pulumi.ComponentResource):
+    function_arn: pulumi.Output[str]
+    function_name: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    failure_queue_arn: pulumi.Output[str]
+    failure_queue_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NotificationFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("microservices:notification:NotificationFunction", name, None, opts)
+        self._name = name
+        self._args = args
+        spec = args.spec
+        if spec.kind != "lambda":
+            raise ValueError(f"NotificationFunction: spec {spec.name!r} is a {spec.kind} service, not a Lambda")
+        has_queue = any(s.delivery == "queue" for s in spec.subscribes)
+        if has_queue != (args.queue_arn is not None):
+            raise ValueError(
+                f"NotificationFunction: spec {spec.name!r} "
+                + ("subscribes with `queue` delivery: pass queue_arn" if has_queue else "has no queue: omit queue_arn")
+            )
+        self._tags = {**args.tags, "Service": spec.name}
+        child = pulumi.ResourceOptions(parent=self)
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/microservices/lambda/{name}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=self._tags,
+            opts=child,
+        )
+        failure_queue = self._failure_queue()
+        role, policy = self._role(log_group, failure_queue)
+        function = self._function(role, policy, log_group)
+        self._triggers(function, policy, failure_queue)
+
+        self.function_arn = function.arn
+        self.function_name = function.name
+        self.role_arn = role.arn
+        self.log_group_name = log_group.name
+        self.failure_queue_arn = failure_queue.arn
+        self.failure_queue_name = failure_queue.name
+        self.register_outputs(
+            {
+                "functionArn": self.function_arn,
+                "functionName": self.function_name,
+                "roleArn": self.role_arn,
+                "logGroupName": self.log_group_name,
+                "failureQueueArn": self.failure_queue_arn,
+            }
+        )
+
+    def _failure_queue(self) -> aws.sqs.Queue:
+        """Where Lambda puts direct (asynchronous) invocations that still fail after its retries."""
+        queue = aws.sqs.Queue(
+            f"{self._name}-failures-dlq",
+            kms_master_key_id=self._args.kms_key_arn,
+            kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            tags={**self._tags, "QueueRole": "dead-letter"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.sqs.QueuePolicy(
+            f"{self._name}-failures-dlq-policy",
+            queue_url=queue.url,
+            policy=queue.arn.apply(
+                lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [deny_insecure_transport(arn, "sqs:*")]})
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return queue
+
+    def _role(
+        self, log_group: aws.cloudwatch.LogGroup, failure_queue: aws.sqs.Queue
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        args = self._args
+        role = aws.iam.Role(
+            f"{self._name}-role",
+            description=f"Execution role of the {args.spec.name} Lambda",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        inputs: list[pulumi.Input[str]] = [log_group.arn, args.topic_arn, failure_queue.arn, args.kms_key_arn]
+        if args.queue_arn is not None:
+            inputs.append(args.queue_arn)
+
+        def render(values: Sequence[str]) -> str:
+            log_group_arn, topic_arn, failure_queue_arn, kms_key_arn, *queue = values
+            return role_policy(
+                log_group_arn=log_group_arn,
+                topic_arn=topic_arn,
+                queue_arn=queue[0] if queue else None,
+                failure_queue_arn=failure_queue_arn,
+                kms_key_arn=kms_key_arn,
+                tracing=args.tracing,
+            )
+
+        policy = aws.iam.RolePolicy(
+            f"{self._name}-policy",
+            role=role.id,
+            policy=pulumi.Output.all(*inputs).apply(render),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return role, policy
+
+    def _function(
+        self, role: aws.iam.Role, policy: aws.iam.RolePolicy, log_group: aws.cloudwatch.LogGroup
+    ) -> aws.lambda_.Function:
+        args = self._args
+        settings = args.settings
+        return aws.lambda_.Function(
+            f"{self._name}-function",
+            description=args.spec.description,
+            role=role.arn,
+            runtime=RUNTIME,
+            handler=HANDLER,
+            architectures=["arm64"],
+            code=pulumi.AssetArchive(code_assets(args.code_dir)),
+            memory_size=settings.memory_mb,
+            timeout=settings.timeout_seconds,
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active" if args.tracing else "PassThrough"),
+            # The handler writes one JSON object per line with a `level` field; with the JSON log
+            # format Lambda filters on it. Its levels are DEBUG/INFO/WARNING/ERROR, and Lambda reads
+            # an unknown level ("WARNING") as INFO, so the Lambda-side level is never above INFO
+            # (a WARN filter would drop the handler's warnings); LOG_LEVEL filters in the handler.
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="JSON",
+                log_group=log_group.name,
+                application_log_level=settings.log_level,
+                system_log_level="WARN",
+            ),
+            kms_key_arn=args.kms_key_arn,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "NOTIFICATION_TOPIC_ARN": args.topic_arn,
+                    "LOG_LEVEL": settings.log_level,
+                    "POWERTOOLS_SERVICE_NAME": args.spec.name,
+                }
+            ),
+            tags=self._tags,
+            # The role's permissions must exist before the function runs (and before its log group
+            # would otherwise be created implicitly by Lambda with no retention or key).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]),
+        )
+
+    def _triggers(
+        self, function: aws.lambda_.Function, policy: aws.iam.RolePolicy, failure_queue: aws.sqs.Queue
+    ) -> None:
+        args = self._args
+        settings = args.settings
+        # Lambda checks the role's permissions when the mapping and the destination are created.
+        after_policy = pulumi.ResourceOptions(parent=self, depends_on=[policy])
+        if args.queue_arn is not None:
+            aws.lambda_.EventSourceMapping(
+                f"{self._name}-queue-trigger",
+                event_source_arn=args.queue_arn,
+                function_name=function.arn,
+                batch_size=settings.batch_size,
+                maximum_batching_window_in_seconds=settings.batching_window_seconds,
+                # The handler answers with the failed message ids only; without this setting Lambda
+                # would ignore that answer and retry (or delete) the whole batch.
+                function_response_types=["ReportBatchItemFailures"],
+                scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
+                    maximum_concurrency=settings.queue_max_concurrency
+                ),
+                tags=self._tags,
+                opts=after_policy,
+            )
+        # Direct EventBridge invocations are asynchronous: Lambda retries a failure, then records it
+        # in the failure queue (the handler raises on a bad event precisely so it lands there).
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{self._name}-async",
+            function_name=function.name,
+            maximum_retry_attempts=settings.async_retry_attempts,
+            maximum_event_age_in_seconds=settings.async_max_event_age_seconds,
+            destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
+                on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
+                    destination=failure_queue.arn
+                )
+            ),
+            opts=after_policy,
+        )

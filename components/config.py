@@ -301,7 +301,11 @@ def _format_loc(loc: Sequence[int | str]) -> str:
 def _value_at(raw: Mapping[str, Any], loc: Sequence[int | str]) -> Any:
     value: Any = raw
     for part in loc:
-        if (isinstance(value, Mapping) and part in value) or (isinstance(value, list) and isinstance(part, int) and part < len(value)):
+        if isinstance(value, Mapping):
+            if part not in value:
+                return None
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
             value = value[part]
         else:
             return None

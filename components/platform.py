@@ -14,8 +14,15 @@ import pulumi_aws as aws
 
 from components.cluster import Cluster, ClusterArgs
 from components.config import ServiceSizing, StackConfig, resolve_sizing
+from components.edge import Edge, EdgeArgs
+from components.envoy import EDGE_PORT
+from components.events import EventBus, EventBusArgs
 from components.kms import PlatformKey, PlatformKeyArgs
+from components.mesh import ServiceMesh, ServiceMeshArgs
+from components.microservice import AlbAttachment, FargateMicroservice, FargateMicroserviceArgs
 from components.network import Network, NetworkArgs
+from components.notification import NotificationFunction, NotificationFunctionArgs, NotificationSettings
+from services.notification.contracts import SCHEMA_DIR
 from services.spec import ServiceSpec
 
 
@@ -44,6 +51,12 @@ class PlatformInputs:
             for spec in catalog
             if spec.kind == "fargate"
         }
+        for name, resolved in sorted(sizing.items()):
+            if not resolved.image:
+                raise ConfigError(
+                    f"stack '{stack}': config microservices:services.{name}.image: is required but not set "
+                    f"(service spec '{name}' has no default image); set a container image reference"
+                )
         return cls(stack=stack, config=config, catalog=catalog, sizing=sizing)
 
 
@@ -54,7 +67,14 @@ class Platform:
     key: PlatformKey
     network: Network
     cluster: Cluster
+    edge: Edge
+    events: EventBus
+    notification: NotificationFunction | None
     outputs: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, FargateMicroservice] = field(default_factory=dict)
+    """One FargateMicroservice per `kind == "fargate"` spec, by service name."""
+    mesh: ServiceMesh | None = None
+    """The mTLS mesh: Cloud Map namespace, mesh CA, one identity and registry per Fargate service."""
 
     def exports(self) -> dict[str, Any]:
         return {
@@ -63,6 +83,13 @@ class Platform:
             "privateSubnetIds": self.network.private_subnet_ids,
             "clusterName": self.cluster.cluster_name,
             "kmsKeyArn": self.key.key_arn,
+            "albDnsName": self.edge.alb_dns_name,
+            "apiEndpoint": self.edge.api_endpoint,
+            "eventBusName": self.events.bus_name,
+            "notificationTopicArn": self.events.topic_arn,
+            "serviceNames": {name: s.service_name for name, s in self.services.items()},
+            "serviceLogGroups": {name: s.log_group_name for name, s in self.services.items()},
+            **(self.mesh.exports() if self.mesh is not None else {}),
         }
 
 
@@ -99,4 +126,135 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             tags=tags,
         ),
     )
-    return Platform(key=key, network=network, cluster=cluster, outputs={"environment": pulumi.Output.from_input(env)})
+    # The mesh before the services: each gets `mesh.attachment_for(name)` (its Envoy sidecar, identity
+    # secret, Cloud Map registry); see components/mesh.py for the calls that follow the services.
+    mesh = ServiceMesh(
+        prefix,
+        ServiceMeshArgs(
+            config=config.mesh,
+            environment=env,
+            catalog=inputs.catalog,
+            vpc_id=network.vpc_id,
+            kms_key_arn=key.key_arn,
+            region=config.region,
+            partition=partition,
+            tags=tags,
+            protect=config.data.protect_resources,
+        ),
+    )
+    # Before the services: they receive the bus ARN and their queue ARNs (see `components/events.py`
+    # for why the bus policy is declared after them, by `events.allow_publishers`).
+    events, notification = _build_events(inputs, identity.account_id, partition, key.key_arn, prefix)
+    edge = Edge(
+        prefix,
+        EdgeArgs(
+            config=config.edge,
+            is_production=config.is_production,
+            region=config.region,
+            account_id=identity.account_id,
+            partition=partition,
+            vpc_id=network.vpc_id,
+            vpc_cidr=network.cidr_block,
+            public_subnet_ids=network.public_subnet_ids,
+            private_subnet_ids=network.private_subnet_ids,
+            public_services=[s for s in inputs.catalog if s.kind == "fargate" and s.is_public],
+            # Load balancers reach public services only through their Envoy sidecar's TLS edge port.
+            target_ports=[EDGE_PORT],
+            kms_key_arn=key.key_arn,
+            log_retention_days=config.observability.log_retention_days,
+            tags=tags,
+        ),
+    )
+    services = {
+        spec.name: FargateMicroservice(
+            f"{prefix}-{spec.name}",
+            FargateMicroserviceArgs(
+                spec=spec,
+                sizing=inputs.sizing[spec.name],
+                environment=env,
+                compute=config.compute,
+                data=config.data,
+                observability=config.observability,
+                vpc_id=network.vpc_id,
+                private_subnet_ids=network.private_subnet_ids,
+                isolated_subnet_ids=network.isolated_subnet_ids,
+                cluster_arn=cluster.cluster_arn,
+                cluster_name=cluster.cluster_name,
+                kms_key_arn=key.key_arn,
+                account_id=identity.account_id,
+                region=config.region,
+                partition=partition,
+                tags=tags,
+                exec_log_group_name=cluster.exec_log_group_name if config.compute.enable_execute_command else None,
+                alb=AlbAttachment.from_edge(edge.attachment, **mesh.alb_target(spec.name)) if spec.is_public else None,
+                mesh=mesh.attachment_for(spec.name),
+                publish_bus_arn=events.bus_arn if spec.publishes else None,
+                consume_queue_arns=[events.queue_arn_for(spec.name)] if spec.name in events.queue_consumers else [],
+            ),
+        )
+        for spec in inputs.catalog
+        if spec.kind == "fargate"
+    }
+    events.allow_publishers({name: s.task_role_arn for name, s in services.items() if s.spec.publishes})
+    # Now that every service has its roles and security group: each mesh identity becomes readable by
+    # its own execution role only, and security groups open the mesh port along the call graph only.
+    for name, service in services.items():
+        mesh.restrict_identity(name, service.execution_role_arn)
+    mesh.connect_security_groups({name: service.security_group_id for name, service in services.items()})
+    return Platform(
+        key=key,
+        network=network,
+        cluster=cluster,
+        edge=edge,
+        events=events,
+        notification=notification,
+        outputs={"environment": pulumi.Output.from_input(env)},
+        services=services,
+        mesh=mesh,
+    )
+
+
+def _build_events(
+    inputs: PlatformInputs, account_id: str, partition: str, key_arn: pulumi.Output[str], prefix: str
+) -> tuple[EventBus, NotificationFunction | None]:
+    """The event bus (declared before the services, which receive its ARNs) and the notification
+    Lambda, wired both ways: it consumes its queue and publishes to the bus's topic; the bus's direct
+    rules invoke it, and only its role may publish to the topic."""
+    config = inputs.config
+    spec = next((s for s in inputs.catalog if s.name == "notification" and s.kind == "lambda"), None)
+    settings = NotificationSettings.for_environment(config.environment)
+    events = EventBus(
+        prefix,
+        EventBusArgs(
+            config=config.events,
+            catalog=inputs.catalog,
+            kms_key_arn=key_arn,
+            account_id=account_id,
+            region=config.region,
+            partition=partition,
+            tags=config.base_tags(),
+            visibility_timeouts={"notification": settings.queue_visibility_timeout_seconds} if spec else {},
+            schema_dir=SCHEMA_DIR,
+        ),
+    )
+    if spec is None:
+        return events, None
+    notification = NotificationFunction(
+        f"{prefix}-notification",
+        NotificationFunctionArgs(
+            spec=spec,
+            settings=settings,
+            queue_arn=events.queue_arn_for(spec.name) if spec.name in events.queue_consumers else None,
+            topic_arn=events.topic_arn,
+            kms_key_arn=key_arn,
+            log_retention_days=config.observability.log_retention_days,
+            tracing=config.observability.tracing,
+            tags=config.base_tags(),
+        ),
+    )
+    if any(s.delivery == "direct" for s in spec.subscribes):
+        events.route_to_function(
+            spec.name, function_arn=notification.function_arn, function_name=notification.function_name
+        )
+    events.allow_topic_publishers([notification.role_arn])
+    return events, notification

@@ -11,6 +11,7 @@ or interpolates them is exercised. A type without a row is an error, not a silen
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -507,12 +508,14 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "status": "PENDING_CERTIFICATE",
         },
     ),
+    # Issued certificates (this row and LocallySignedCert): a re-issue (any input changed, e.g. the
+    # validity or the CSR) gets a new serial and PEM, as from a real CA; the same inputs, the same values.
     "aws:acmpca/certificate:Certificate": Shape(
-        id=lambda c: f"{c.inputs.get('certificateAuthorityArn', '')}/certificate/{c.hex(32)}",
+        id=lambda c: f"{c.inputs.get('certificateAuthorityArn', '')}/certificate/{_issued(c, 32)}",
         name_key=None,
         outputs=lambda c: {
-            "arn": f"{c.inputs.get('certificateAuthorityArn', '')}/certificate/{c.hex(32)}",
-            "certificate": _pem("CERTIFICATE", c.hex(40)),
+            "arn": f"{c.inputs.get('certificateAuthorityArn', '')}/certificate/{_issued(c, 32)}",
+            "certificate": _pem("CERTIFICATE", _issued(c, 40)),
             "certificateChain": "",
         },
     ),
@@ -547,10 +550,10 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         outputs=lambda c: {"certRequestPem": _pem("CERTIFICATE REQUEST", c.hex(40))},
     ),
     "tls:index/locallySignedCert:LocallySignedCert": Shape(
-        id=lambda c: str(int(c.hex(16), 16)),
+        id=lambda c: str(int(_issued(c, 16), 16)),  # pulumi-tls: the id is the certificate's serial number
         name_key=None,
         outputs=lambda c: {
-            "certPem": _pem("CERTIFICATE", c.hex(40)),
+            "certPem": _pem("CERTIFICATE", _issued(c, 40)),
             "validityStartTime": "2026-11-27T00:00:00Z",
             "validityEndTime": "2026-12-27T00:00:00Z",
             "readyForRenewal": False,
@@ -560,6 +563,11 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         id=lambda c: "none", name_key=None, outputs=lambda c: {"result": f"mock-{c.hex(24)}"}
     ),
 }
+
+
+def _issued(c: Ctx, length: int) -> str:
+    """A stable hash of the resource AND its inputs (for values a real provider derives anew on replacement)."""
+    return _digest(c.seed, json.dumps(c.inputs, sort_keys=True, default=str), length=length)
 
 
 def _pem(label: str, body: str) -> str:

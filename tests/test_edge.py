@@ -25,6 +25,7 @@ from components.edge import (
     route_keys,
     rule_priorities,
 )
+from components.envoy import EDGE_PORT
 from offline.export import SECRET_SIG, SECRET_SIG_KEY
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
@@ -464,7 +465,8 @@ def test_public_alb_admits_only_80_and_443_from_anywhere(stack_plan: Plan) -> No
     egress = {
         (r.inputs["fromPort"], r.inputs["toPort"], r.inputs["cidrIpv4"]) for r in rules_of(stack_plan, EGRESS, sg)
     }
-    assert egress == {(8080, 8080, cidr)}, f"{sg.urn}: only the public services' port, only inside the VPC"
+    # Public services are reached only through their Envoy sidecar's TLS edge port, never the app port.
+    assert egress == {(EDGE_PORT, EDGE_PORT, cidr)}, f"{sg.urn}: only the sidecars' edge port, only inside the VPC"
 
 
 def test_internal_path_is_closed_to_everything_but_the_vpc_link(dev: Plan) -> None:

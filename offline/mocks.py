@@ -44,6 +44,11 @@ class Ctx:
     def hex(self, length: int = 17) -> str:
         return _digest(self.seed, str(length), length=length)
 
+    def uuid(self, salt: str = "") -> str:
+        """A version-4-shaped UUID, stable for this resource (and salt)."""
+        h = _digest(self.seed, "uuid", salt, length=32)
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+
     def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
         return f"arn:{PARTITION}:{service}:{self.region if region else ''}:{ACCOUNT_ID if account else ''}:{resource}"
 
@@ -182,11 +187,11 @@ RESOURCE_SHAPES: dict[str, Shape] = {
     ),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": Shape(id=lambda c: f"{c.name}-{c.hex(8)}", name_key=None),
     "aws:kms/key:Key": Shape(
-        id=lambda c: f"{c.hex(8)}-{c.hex(4)}-4{c.hex(3)}-a{c.hex(3)}-{c.hex(12)}",
+        id=lambda c: f"{c.uuid()}",
         name_key=None,
         outputs=lambda c: {
-            "arn": c.arn("kms", f"key/{c.hex(8)}-{c.hex(4)}-4{c.hex(3)}-a{c.hex(3)}-{c.hex(12)}"),
-            "keyId": f"{c.hex(8)}-{c.hex(4)}-4{c.hex(3)}-a{c.hex(3)}-{c.hex(12)}",
+            "arn": c.arn("kms", f"key/{c.uuid()}"),
+            "keyId": f"{c.uuid()}",
         },
     ),
     "aws:kms/alias:Alias": Shape(
@@ -199,9 +204,9 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         outputs=lambda c: {"arn": c.arn("secretsmanager", f"secret:{c.physical}-{c.hex(6)}")},
     ),
     "aws:secretsmanager/secretVersion:SecretVersion": Shape(
-        id=lambda c: f"{c.inputs.get('secretId', 'secret')}|{c.hex(8)}-{c.hex(4)}",
+        id=lambda c: f"{c.inputs.get('secretId', 'secret')}|{c.uuid('version')}",
         name_key=None,
-        outputs=lambda c: {"arn": str(c.inputs.get("secretId", "")), "versionId": f"{c.hex(8)}-{c.hex(4)}"},
+        outputs=lambda c: {"arn": str(c.inputs.get("secretId", "")), "versionId": c.uuid("version")},
     ),
     "aws:secretsmanager/secretPolicy:SecretPolicy": Shape(
         id=lambda c: str(c.inputs.get("secretArn", "")), name_key=None
@@ -291,9 +296,9 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         id=lambda c: str(c.inputs.get("arn", "")), name_key=None, outputs=lambda c: {"owner": ACCOUNT_ID}
     ),
     "aws:sns/topicSubscription:TopicSubscription": Shape(
-        id=lambda c: f"{c.inputs.get('topic', '')}:{c.hex(8)}-{c.hex(4)}-{c.hex(4)}",
+        id=lambda c: f"{c.inputs.get('topic', '')}:{c.uuid()}",
         name_key=None,
-        outputs=lambda c: {"arn": f"{c.inputs.get('topic', '')}:{c.hex(8)}-{c.hex(4)}-{c.hex(4)}"},
+        outputs=lambda c: {"arn": f"{c.inputs.get('topic', '')}:{c.uuid()}"},
     ),
     "aws:cloudwatch/eventBus:EventBus": Shape(
         id=lambda c: c.physical,
@@ -343,11 +348,11 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         },
     ),
     "aws:lambda/eventSourceMapping:EventSourceMapping": Shape(
-        id=lambda c: f"{c.hex(8)}-{c.hex(4)}-{c.hex(4)}-{c.hex(4)}-{c.hex(12)}",
+        id=lambda c: f"{c.uuid()}",
         name_key=None,
         outputs=lambda c: {
-            "uuid": f"{c.hex(8)}-{c.hex(4)}-{c.hex(4)}-{c.hex(4)}-{c.hex(12)}",
-            "arn": c.arn("lambda", f"event-source-mapping:{c.hex(8)}-{c.hex(4)}"),
+            "uuid": f"{c.uuid()}",
+            "arn": c.arn("lambda", f"event-source-mapping:{c.uuid()}"),
         },
     ),
     "aws:lambda/permission:Permission": Shape(id=lambda c: c.physical, name_key="statementId"),
@@ -403,10 +408,10 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         },
     ),
     "aws:acm/certificate:Certificate": Shape(
-        id=lambda c: c.arn("acm", f"certificate/{c.hex(8)}-{c.hex(4)}-{c.hex(4)}-{c.hex(4)}-{c.hex(12)}"),
+        id=lambda c: c.arn("acm", f"certificate/{c.uuid()}"),
         name_key=None,
         outputs=lambda c: {
-            "arn": c.arn("acm", f"certificate/{c.hex(8)}-{c.hex(4)}-{c.hex(4)}-{c.hex(4)}-{c.hex(12)}"),
+            "arn": c.arn("acm", f"certificate/{c.uuid()}"),
             "domainValidationOptions": [
                 {
                     "domainName": str(c.inputs.get("domainName", "")),
@@ -423,10 +428,10 @@ RESOURCE_SHAPES: dict[str, Shape] = {
     ),
     "aws:route53/record:Record": Shape(id=lambda c: f"Z{c.hex(12).upper()}_{c.physical}", name_key=None),
     "aws:wafv2/webAcl:WebAcl": Shape(
-        id=lambda c: f"{c.hex(8)}-{c.hex(4)}-{c.hex(4)}-{c.hex(4)}-{c.hex(12)}",
+        id=lambda c: f"{c.uuid()}",
         max_name=128,
         outputs=lambda c: {
-            "arn": c.arn("wafv2", f"regional/webacl/{c.physical}/{c.hex(8)}-{c.hex(4)}"),
+            "arn": c.arn("wafv2", f"regional/webacl/{c.physical}/{c.uuid()}"),
             "capacity": 700,
         },
     ),
@@ -500,10 +505,10 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         outputs=lambda c: {"arn": c.arn("servicediscovery", f"service/srv-{c.hex(16)}")},
     ),
     "aws:acmpca/certificateAuthority:CertificateAuthority": Shape(
-        id=lambda c: c.arn("acm-pca", f"certificate-authority/{c.hex(8)}-{c.hex(4)}-{c.hex(4)}-{c.hex(4)}-{c.hex(12)}"),
+        id=lambda c: c.arn("acm-pca", f"certificate-authority/{c.uuid()}"),
         name_key=None,
         outputs=lambda c: {
-            "arn": c.arn("acm-pca", f"certificate-authority/{c.hex(8)}-{c.hex(4)}-{c.hex(4)}-{c.hex(4)}-{c.hex(12)}"),
+            "arn": c.arn("acm-pca", f"certificate-authority/{c.uuid()}"),
             "certificateSigningRequest": _pem("CERTIFICATE REQUEST", c.hex(40)),
             "status": "PENDING_CERTIFICATE",
         },

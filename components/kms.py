@@ -1,8 +1,9 @@
 """The environment's customer-managed KMS key: encrypts logs, queues, topics, secrets and data stores.
 
 One key per environment keeps the key policy reviewable in one place. AWS services that write
-encrypted data on our behalf (CloudWatch Logs, EventBridge, SNS) are allowed to use it only from this
-account (`aws:SourceAccount`), and CloudWatch Logs only for this account's log groups.
+encrypted data on our behalf (CloudWatch Logs, EventBridge, SNS, and CloudWatch alarms publishing to
+the encrypted alarm topic) are allowed to use it only from this account (`aws:SourceAccount`), and
+CloudWatch Logs only for this account's log groups.
 """
 
 from __future__ import annotations
@@ -60,6 +61,18 @@ def key_policy(account_id: str, region: str, partition: str) -> str:
                     "Principal": {"Service": ["events.amazonaws.com", "sns.amazonaws.com", "sqs.amazonaws.com"]},
                     # EventBridge needs DescribeKey for an encrypted bus and ReEncrypt* for its archive.
                     "Action": ["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:ReEncrypt*"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                },
+                {
+                    # CloudWatch alarms publish to the KMS-encrypted alarm topic (components/observability.py)
+                    # as the cloudwatch.amazonaws.com principal: without these two actions on the topic's
+                    # key, every alarm notification is dropped ("CloudWatch Alarms does not have
+                    # authorization to access the SNS topic encryption key").
+                    "Sid": "CloudWatchAlarmsForThisAccount",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                     "Resource": "*",
                     "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
                 },

@@ -259,6 +259,9 @@ class FargateMicroservice(pulumi.ComponentResource):
     task_definition_arn: pulumi.Output[str]
     target_group_arns: dict[str, pulumi.Output[str]]
     """Target group ARN per edge listener key (`public`, `api`); empty for private services."""
+    load_balancer_dimensions: dict[str, dict[str, pulumi.Input[str]]]
+    """CloudWatch `AWS/ApplicationELB` dimensions (`LoadBalancer`, `TargetGroup` ARN suffixes) per edge
+    listener key: what this service's 5xx/latency alarms watch, and what the dashboard plots."""
     stores: dict[str, DataStore]
     secret_arns: dict[str, pulumi.Output[str]]
     """Secret ARN per `SecretRef.env_name` (operators put the values there out of band)."""
@@ -695,6 +698,7 @@ class FargateMicroservice(pulumi.ComponentResource):
         self._target_groups: dict[str, tuple[EdgeListener, aws.lb.TargetGroup]] = {}
         if args.alb is None:
             self.target_group_arns: dict[str, pulumi.Output[str]] = {}
+            self.load_balancer_dimensions = {}
             return []
         alb = args.alb
         rules = []
@@ -743,6 +747,10 @@ class FargateMicroservice(pulumi.ComponentResource):
                     )
                 )
         self.target_group_arns = {key: tg.arn for key, (_, tg) in self._target_groups.items()}
+        self.load_balancer_dimensions = {
+            key: {"TargetGroup": tg.arn_suffix, "LoadBalancer": listener.alb_arn_suffix}
+            for key, (listener, tg) in self._target_groups.items()
+        }
         return rules
 
     def _service(self, rules: Sequence[aws.lb.ListenerRule]) -> None:
@@ -899,8 +907,7 @@ class FargateMicroservice(pulumi.ComponentResource):
                 comparison_operator="GreaterThanThreshold",
                 treat_missing_data="missing",
             )
-        for key, (listener, target_group) in self._target_groups.items():
-            lb_dims = {"TargetGroup": target_group.arn_suffix, "LoadBalancer": listener.alb_arn_suffix}
+        for key, lb_dims in self.load_balancer_dimensions.items():
             self._alarm(
                 f"{key}-5xx-rate",
                 f"{args.spec.name} via the {key} ALB: more than {ERROR_RATE_ALARM_PERCENT}% of requests "

@@ -22,6 +22,7 @@ from components.mesh import ServiceMesh, ServiceMeshArgs
 from components.microservice import AlbAttachment, FargateMicroservice, FargateMicroserviceArgs
 from components.network import Network, NetworkArgs
 from components.notification import NotificationFunction, NotificationFunctionArgs, NotificationSettings
+from components.observability import Observability, ObservabilityArgs, ServiceMetrics
 from services.notification.contracts import SCHEMA_DIR
 from services.spec import ServiceSpec
 
@@ -75,6 +76,8 @@ class Platform:
     """One FargateMicroservice per `kind == "fargate"` spec, by service name."""
     mesh: ServiceMesh | None = None
     """The mTLS mesh: Cloud Map namespace, mesh CA, one identity and registry per Fargate service."""
+    observability: Observability | None = None
+    """The alarm topic every alarm notifies, the DLQ/Lambda alarms and the environment's dashboard."""
 
     def exports(self) -> dict[str, Any]:
         return {
@@ -90,6 +93,7 @@ class Platform:
             "serviceNames": {name: s.service_name for name, s in self.services.items()},
             "serviceLogGroups": {name: s.log_group_name for name, s in self.services.items()},
             **(self.mesh.exports() if self.mesh is not None else {}),
+            **(self.observability.exports() if self.observability is not None else {}),
         }
 
 
@@ -124,6 +128,20 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             kms_key_arn=key.key_arn,
             log_retention_days=config.observability.log_retention_days,
             tags=tags,
+        ),
+    )
+    # Before the services: each sends its alarms to the alarm topic. The DLQ and Lambda alarms and the
+    # dashboard follow once the bus, the function and the services exist (`_watch`).
+    observability = Observability(
+        prefix,
+        ObservabilityArgs(
+            config=config.observability,
+            kms_key_arn=key.key_arn,
+            account_id=identity.account_id,
+            region=config.region,
+            partition=partition,
+            tags=tags,
+            container_insights=config.compute.container_insights,
         ),
     )
     # The mesh before the services: each gets `mesh.attachment_for(name)` (its Envoy sidecar, identity
@@ -186,6 +204,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
                 partition=partition,
                 tags=tags,
                 exec_log_group_name=cluster.exec_log_group_name if config.compute.enable_execute_command else None,
+                alarm_topic_arn=observability.alarm_topic_arn,
                 alb=AlbAttachment.from_edge(edge.attachment, **mesh.alb_target(spec.name)) if spec.is_public else None,
                 mesh=mesh.attachment_for(spec.name),
                 publish_bus_arn=events.bus_arn if spec.publishes else None,
@@ -201,6 +220,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
     for name, service in services.items():
         mesh.restrict_identity(name, service.execution_role_arn)
     mesh.connect_security_groups({name: service.security_group_id for name, service in services.items()})
+    _watch(observability, cluster, events, notification, services)
     return Platform(
         key=key,
         network=network,
@@ -211,6 +231,30 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         outputs={"environment": pulumi.Output.from_input(env)},
         services=services,
         mesh=mesh,
+        observability=observability,
+    )
+
+
+def _watch(
+    observability: Observability,
+    cluster: Cluster,
+    events: EventBus,
+    notification: NotificationFunction | None,
+    services: dict[str, FargateMicroservice],
+) -> None:
+    """What sits between the services: every dead-letter queue (the bus's and the function's failure
+    queue), the notification function, then the dashboard over all of it and the services."""
+    queues = dict(events.dead_letter_queue_names)
+    if notification is not None:
+        queues["notification-failures"] = notification.failure_queue_name
+    observability.watch_queues(queues)
+    if notification is not None:
+        observability.watch_function("notification", notification.function_name)
+    observability.publish_dashboard(
+        cluster_name=cluster.cluster_name,
+        services={name: ServiceMetrics.of(service) for name, service in services.items()},
+        bus_name=events.bus_name,
+        rule_names=[rule.name for rule in events.rules.values()],
     )
 
 

@@ -321,7 +321,7 @@ def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(stack: str)
     plan = preview(stack).plan
     function = stack_function(plan)
     settings = NotificationSettings.for_environment(stack)
-    topic = only(plan, "aws:sns/topic:Topic")
+    topic = only(plan, "aws:sns/topic:Topic", f"ms-{stack}-notifications")
     queue = only(plan, "aws:sqs/queue:Queue", f"ms-{stack}-notification-queue")
     mapping = only(plan, MAPPING)
     role = only(plan, "aws:iam/role:Role", f"ms-{stack}-notification-role")
@@ -335,7 +335,7 @@ def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(stack: str)
         "maximumBatchingWindowInSeconds", 0
     ), queue.urn
 
-    topic_policy = json.loads(only(plan, "aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
+    topic_policy = json.loads(only(plan, "aws:sns/topicPolicy:TopicPolicy", "-notifications-policy").inputs["policy"])
     allows = [s for s in topic_policy["Statement"] if s["Effect"] == "Allow"]
     assert [a["Principal"] for a in allows] == [{"AWS": [role.outputs["arn"]]}], topic.urn
 
@@ -349,6 +349,6 @@ def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(stack: str)
 def test_every_stack_exports_the_bus_and_topic(stack: str) -> None:
     result = preview(stack).plan
     bus = only(result, "aws:cloudwatch/eventBus:EventBus")
-    topic = only(result, "aws:sns/topic:Topic")
+    topic = only(result, "aws:sns/topic:Topic", f"ms-{stack}-notifications")
     assert result.outputs["eventBusName"] == bus.outputs["name"], bus.urn
     assert result.outputs["notificationTopicArn"] == topic.outputs["arn"], topic.urn

@@ -60,9 +60,7 @@ STOP_TIMEOUT_SECONDS = 30
 """Seconds between SIGTERM and SIGKILL (Fargate allows up to 120)."""
 HEALTH_CHECK_GRACE_SECONDS = 60
 """How long ECS ignores failing load-balancer health checks of a new task."""
-DEFAULT_CONTAINER_USER = "1000:1000"
-KNOWN_IMAGE_USERS = {"nginx-unprivileged": "101:101"}
-"""Images whose non-root user is not 1000 (nginx-unprivileged runs as uid/gid 101)."""
+XRAY_DAEMON_USER = "1000:1000"
 MEMORY_TARGET_PERCENT = 75
 DEFAULT_REQUESTS_PER_TARGET = 1000
 """ALBRequestCountPerTarget target (requests per task per minute) unless the attachment sets one."""
@@ -191,8 +189,6 @@ class FargateMicroserviceArgs:
     consume_queue_arns: Sequence[pulumi.Input[str]] = ()
     """SQS queues this service polls (grants exactly the consumer actions on them)."""
     mesh: MeshAttachment | None = None
-    container_user: str | None = None
-    """`uid:gid` of the app container; default by image (see KNOWN_IMAGE_USERS), else 1000:1000."""
     cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"
     """Graviton by default (cheaper; Fargate Spot supports ARM64 on platform 1.4.0). Images must be multi-arch."""
 
@@ -228,13 +224,6 @@ def target_group_name(environment: str, service: str, listener_key: str, port: i
     digest = hashlib.sha256(f"{environment}|{service}|{listener_key}|{port}|{protocol}".encode()).hexdigest()[:6]
     stem = f"{environment}-{service}-{listener_key}"[:25].rstrip("-")
     return f"{stem}-{digest}"
-
-
-def default_container_user(image: str) -> str:
-    for marker, user in KNOWN_IMAGE_USERS.items():
-        if marker in image:
-            return user
-    return DEFAULT_CONTAINER_USER
 
 
 def queue_url(arn: str) -> str:
@@ -626,7 +615,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             "name": APP_CONTAINER,
             "image": image,
             "essential": True,
-            "user": args.container_user or default_container_user(image),
+            "user": args.spec.run_as_user,
             "readonlyRootFilesystem": True,
             "portMappings": [{"name": "http", "containerPort": port, "protocol": "tcp", "appProtocol": "http"}],
             "environment": [{"name": k, "value": environment[k]} for k in sorted(environment)],
@@ -677,7 +666,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             "image": XRAY_DAEMON_IMAGE,
             # Tracing is best effort: losing the daemon must not stop the service.
             "essential": False,
-            "user": DEFAULT_CONTAINER_USER,
+            "user": XRAY_DAEMON_USER,
             "readonlyRootFilesystem": True,
             "cpu": 32,
             "memoryReservation": 64,

@@ -14,6 +14,8 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 
+from pydantic import ValidationError
+
 from components.config import ConfigError
 from services.spec import ServiceSpec
 
@@ -33,10 +35,22 @@ def discover_specs() -> list[ServiceSpec]:
             if module.ispkg and exc.name == name:
                 continue  # a package without service.py is not a service
             raise
+        except ValidationError as exc:
+            raise ConfigError(_spec_error(name, exc)) from None
         spec = getattr(loaded, "SPEC", None)
         if isinstance(spec, ServiceSpec):
             specs.append(spec)
     return sorted(specs, key=lambda s: s.name)
+
+
+def _spec_error(module: str, exc: ValidationError) -> str:
+    """One line naming the spec file, the field, the value and what is allowed."""
+    error = exc.errors()[0]
+    field = ".".join(str(p) for p in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    path = module.replace(".", "/") + ".py"
+    return f"service spec {path}: {field} = {error.get('input')!r}: {message}{more}"
 
 
 def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:

@@ -7,6 +7,7 @@ SPEC = ServiceSpec(
     name="order",
     description="Order placement and lifecycle",
     image="public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine",
+    run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
     container_port=8080,
     health_check_path="/health",
     sizing={"cpu": 512, "memory": 1024},

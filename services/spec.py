@@ -73,6 +73,8 @@ class ServiceSpec(_Spec):
     kind: Literal["fargate", "lambda"] = "fargate"
     image: str = ""
     """Default container image (a stack may override it per service)."""
+    run_as_user: str = Field("1000:1000", pattern=r"^[1-9][0-9]*(:[1-9][0-9]*)?$")
+    """Non-root `uid[:gid]` the app container runs as (root, uid 0, is not allowed)."""
     container_port: int = Field(8080, ge=1024, le=65535)
     health_check_path: str = Field("/health", pattern=r"^/")
     sizing: dict[str, int] = Field(default_factory=dict)

@@ -259,3 +259,24 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
         "error: stack 'broken': config microservices:network.azCount = 9: Input should be less than or equal to 6"
     ]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_bad_spec_file_is_one_line_naming_file_field_and_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services
+
+    package = tmp_path / "extra_services"
+    package.mkdir()
+    (package / "ledger.py").write_text(
+        "from services.spec import ServiceSpec\n"
+        "SPEC = ServiceSpec(name='ledger', description='ledger', run_as_user='0:0')\n"
+    )
+    monkeypatch.setattr(services, "__path__", [*services.__path__, str(package)])
+    with pytest.raises(ConfigError) as caught:
+        services.discover_specs()
+    message = str(caught.value)
+    assert message.startswith("service spec services/ledger.py: run_as_user = '0:0': String should match pattern"), (
+        message
+    )
+    assert "\n" not in message

@@ -192,8 +192,6 @@ class MeshConfig(_Model):
     trust_domain: str = Field("microservices.internal", pattern=r"^([a-z0-9-]+\.)*[a-z0-9-]+$")
     cert_validity_hours: int = Field(24 * 30, ge=24, le=24 * 397)
     cert_renewal_hours: int = Field(24 * 7, ge=1)
-    service_connect_tls: bool = False
-    """Also enable ECS Service Connect TLS (TLS, not mutual: it never replaces the Envoy mTLS mesh)."""
 
     @model_validator(mode="after")
     def _renewal_inside_validity(self) -> MeshConfig:

@@ -65,9 +65,9 @@ needs nothing from them and two methods declare the rest, as children of the mes
         mesh.restrict_identity(name, service.execution_role_arn)
     mesh.connect_security_groups({name: s.security_group_id for name, s in services.items()})
 
-Service Connect (`mesh.serviceConnectTls`) is only offered as values (`service_connect_tls()`): its
-TLS is not mutual (no client certificates), so it never replaces the sidecars and the policy pack's
-`mtls-required` rule reports any service that enables it.
+ECS Service Connect is deliberately not offered: its TLS is not mutual (no client certificates), so it
+could never replace the sidecars, and the policy pack's `mtls-required` rule reports any service that
+relies on it ("TLS, not mutual").
 """
 
 from __future__ import annotations
@@ -107,7 +107,6 @@ __all__ = [
     "ENVOY_IMAGE",
     "MESH_CERT_SERIAL_ENV",
     "MeshIdentity",
-    "ServiceConnectTls",
     "ServiceMesh",
     "ServiceMeshArgs",
     "certificate_fingerprint",
@@ -288,7 +287,7 @@ class ServiceMeshArgs:
     """Every spec; the Fargate ones get an identity, `calls` between them is the call graph."""
     vpc_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
-    """The platform key: encrypts the identity secrets (and is offered to Service Connect)."""
+    """The platform key: encrypts the identity secrets."""
     region: str
     partition: str
     tags: Mapping[str, str]
@@ -341,22 +340,6 @@ class MeshIdentity:
         return EDGE_PORT if self.view.public else None
 
 
-@dataclass(frozen=True)
-class ServiceConnectTls:
-    """Values for an ECS Service Connect configuration with TLS (TLS, NOT mutual: no client
-    certificate, so it is no substitute for the sidecar and `mtls-required` reports it).
-
-    `service_connect_configuration.namespace` = `namespace_arn`; per service `tls.issuer_cert_authority
-    .aws_pca_authority_arn` = `issuer_certificate_authority_arn`, `tls.kms_key` = `kms_key_arn`, and
-    `tls.role_arn` = an ECS infrastructure role the caller creates (Private CA access for ECS).
-    """
-
-    namespace_arn: pulumi.Output[str]
-    issuer_certificate_authority_arn: pulumi.Output[str]
-    kms_key_arn: pulumi.Input[str]
-    discovery_name: str
-
-
 class ServiceMesh(pulumi.ComponentResource):
     """The environment's mesh: Cloud Map namespace, mesh CA, and one identity + registry per service."""
 
@@ -376,11 +359,6 @@ class ServiceMesh(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Everything that can be wrong with the config or the call graph fails before any registration.
         config = args.config
-        if config.service_connect_tls and config.certificate_authority != "privateCa":
-            raise ConfigError(
-                "config microservices:mesh.serviceConnectTls = true: ECS Service Connect TLS needs an AWS Private "
-                "CA; set microservices:mesh.certificateAuthority to privateCa or turn serviceConnectTls off"
-            )
         self._views = mesh_views(args.catalog, environment=args.environment, trust_domain=config.trust_domain)
         super().__init__("microservices:mesh:ServiceMesh", name, None, opts)
         self._name = name
@@ -509,19 +487,6 @@ class ServiceMesh(pulumi.ComponentResource):
                     tags={**self._tags, "Service": caller},
                     opts=child,
                 )
-
-    def service_connect_tls(self, service: str) -> ServiceConnectTls | None:
-        """Service Connect TLS values when `mesh.serviceConnectTls` is on (else None). Managed TLS,
-        not mutual: use it, if at all, in addition to the sidecar, never instead of it."""
-        identity = self.identity(service)
-        if not self._args.config.service_connect_tls or self.ca_arn is None:
-            return None
-        return ServiceConnectTls(
-            namespace_arn=self.namespace_arn,
-            issuer_certificate_authority_arn=self.ca_arn,
-            kms_key_arn=self._args.kms_key_arn,
-            discovery_name=identity.service,
-        )
 
     def exports(self) -> dict[str, Any]:
         """Stack outputs: the namespace, the trust domain, the CA (ARN for Private CA) and its fingerprint."""

@@ -8,7 +8,6 @@ config the stacks do not set run the component alone under the same recording mo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -626,26 +625,6 @@ def test_connect_security_groups_needs_every_service_and_runs_once() -> None:
 
 
 # --- modes and protection ---------------------------------------------------------------------------
-def test_service_connect_is_only_offered_with_a_private_ca() -> None:
-    assert run_mesh().mesh.service_connect_tls("cart") is None
-    assert run_mesh(MeshConfig(certificate_authority="privateCa")).mesh.service_connect_tls("cart") is None
-
-    def then(mesh: ServiceMesh, capture: Callable[[str, Any], None]) -> None:
-        settings = mesh.service_connect_tls("cart")
-        assert settings is not None
-        capture("sc", {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})
-
-    run = run_mesh(MeshConfig(certificate_authority="privateCa", service_connect_tls=True), then=then)
-    assert run.values["sc"] == {
-        "namespace_arn": only(run.plan, NAMESPACE).outputs["arn"],
-        "issuer_certificate_authority_arn": only(run.plan, PCA).outputs["arn"],
-        "kms_key_arn": KEY_ARN,
-        "discovery_name": "cart",
-    }
-    with pytest.raises(Exception, match="serviceConnectTls = true: ECS Service Connect TLS needs an AWS Private CA"):
-        run_mesh(MeshConfig(service_connect_tls=True))
-
-
 @pytest.mark.parametrize("authority", ["selfManaged", "privateCa"])
 def test_protect_covers_the_ca_only(authority: str) -> None:
     plan = run_mesh(MeshConfig(certificate_authority=authority), protect=True).plan

@@ -46,7 +46,6 @@ __all__ = [
     "FargateMicroservice",
     "FargateMicroserviceArgs",
     "MeshAttachment",
-    "MeshPeer",
     "log_configuration",
     "service_log_group_name",
 ]
@@ -122,17 +121,11 @@ class AlbAttachment:
 
 
 @dataclass(frozen=True)
-class MeshPeer:
-    """One security-group rule for mesh traffic: `port` to/from another security group."""
-
-    port: int
-    security_group_id: pulumi.Input[str]
-    description: str
-
-
-@dataclass(frozen=True)
 class MeshAttachment:
-    """What the mTLS mesh gives a service. Every field is optional; the defaults add nothing."""
+    """What the mTLS mesh gives a service. Every field is optional; the defaults add nothing.
+
+    Security-group rules for the mesh port are not part of it: callers' groups do not exist yet when
+    the attachment is built, so `ServiceMesh.connect_security_groups` declares them after all services."""
 
     sidecars: Sequence[Mapping[str, Any]] = ()
     """ECS container definitions (camelCase, as in the task definition JSON; values may be Inputs).
@@ -147,10 +140,6 @@ class MeshAttachment:
     """Every secret the sidecars' or `app_secrets` entries read: the execution role may read exactly these."""
     task_statements: Sequence[Statement] = ()
     """Extra task-role statements (exact ARNs, no action wildcards)."""
-    ingress: Sequence[MeshPeer] = ()
-    """Ingress to this service's security group (e.g. the mesh port from each allowed caller's SG)."""
-    egress: Sequence[MeshPeer] = ()
-    """Egress from this service's security group (e.g. each upstream's mesh port)."""
     registry_arn: pulumi.Input[str] | None = None
     """Cloud Map service ARN to register tasks in (A records; awsvpc)."""
     redeploy_triggers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -377,31 +366,6 @@ class FargateMicroservice(pulumi.ComponentResource):
                 from_port=port,
                 to_port=port,
                 description=f"from the {listener.key} load balancer only",
-                tags=self._tags,
-                opts=self._child(),
-            )
-        mesh = args.mesh or MeshAttachment()
-        for i, peer in enumerate(mesh.ingress):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-mesh-in-{i}",
-                security_group_id=self.security_group_id,
-                referenced_security_group_id=peer.security_group_id,
-                ip_protocol="tcp",
-                from_port=peer.port,
-                to_port=peer.port,
-                description=peer.description,
-                tags=self._tags,
-                opts=self._child(),
-            )
-        for i, peer in enumerate(mesh.egress):
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-mesh-out-{i}",
-                security_group_id=self.security_group_id,
-                referenced_security_group_id=peer.security_group_id,
-                ip_protocol="tcp",
-                from_port=peer.port,
-                to_port=peer.port,
-                description=peer.description,
                 tags=self._tags,
                 opts=self._child(),
             )

@@ -352,7 +352,6 @@ def capture_attachment(service: str) -> Callable[[ServiceMesh, Callable[[str, An
         capture("secret_arns", list(attachment.secret_arns))
         capture("registry_arn", attachment.registry_arn)
         capture("triggers", dict(attachment.redeploy_triggers))
-        capture("attachment", {"ingress": len(attachment.ingress), "egress": len(attachment.egress)})
         capture("app_environment", dict(attachment.app_environment))
 
     return then
@@ -436,7 +435,6 @@ def test_the_attachment_fills_the_microservice_integration_point() -> None:
     assert run.values["secret_arns"] == [secret.outputs["arn"]], secret.urn
     assert run.values["registry_arn"] == discovery.outputs["arn"], discovery.urn
     assert run.values["triggers"] == {"meshCertificateSerial": cert.id}, cert.urn
-    assert run.values["attachment"] == {"ingress": 0, "egress": 0}, "SG rules come from connect_security_groups"
     assert run.mesh.alb_target("web") == {
         "target_port": EDGE_PORT,
         "target_protocol": "HTTPS",

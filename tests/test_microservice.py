@@ -33,7 +33,6 @@ from components.microservice import (
     FargateMicroservice,
     FargateMicroserviceArgs,
     MeshAttachment,
-    MeshPeer,
     target_group_name,
 )
 from components.platform import PlatformInputs
@@ -532,7 +531,6 @@ def test_attachments_wire_grants_routes_and_mesh_sidecars() -> None:
         ],
         app_environment={"INVENTORY_URL": "http://127.0.0.1:15001"},
         secret_arns=["arn:aws:secretsmanager:us-east-1:123456789012:secret:mesh-ledger"],
-        ingress=[MeshPeer(15443, "sg-0caller000000000", "mesh from order")],
         registry_arn="arn:aws:servicediscovery:us-east-1:123456789012:service/srv-0123456789abcdef",
         redeploy_triggers={"certificate": "v2"},
     )
@@ -557,7 +555,7 @@ def test_attachments_wire_grants_routes_and_mesh_sidecars() -> None:
     assert service.inputs["triggers"] == {"certificate": "v2"} and service.inputs["forceNewDeployment"] is True
     assert rule.urn in service.dependencies, "the target group must be routed before the service registers tasks"
     ports = sorted((r.inputs["fromPort"], r.inputs["referencedSecurityGroupId"]) for r in plan.of_type(INGRESS))
-    assert ports == [(15443, "sg-0caller000000000"), (15444, "sg-0a1b2c3d4e5f60718")], ports
+    assert ports == [(15444, "sg-0a1b2c3d4e5f60718")], "only the load balancer reaches the edge port"
 
     task = only(plan, TASK_DEF)
     defs = {c["name"]: c for c in containers(task)}

@@ -106,9 +106,10 @@ class Database:
 
 
 def check_no_shared_databases(resources: Sequence[StackResource], config: Config) -> Iterator[Finding]:
-    databases = [_database(r, resources) for r in resources if r.resource_type in DATABASE_TYPES]
-    if not databases:
+    if not any(r.resource_type in DATABASE_TYPES for r in resources):
         return
+    members_of_store = _members_by_data_component(resources)
+    databases = [_database(r, members_of_store) for r in resources if r.resource_type in DATABASE_TYPES]
     deferred = Deferred()
     yield from deferred.each(databases, _single_owner)
     owned = [db for db in databases if db.owner is not None]
@@ -122,15 +123,24 @@ def check_no_shared_databases(resources: Sequence[StackResource], config: Config
     deferred.finish()
 
 
-def _database(resource: StackResource, resources: Sequence[StackResource]) -> Database:
+def _members_by_data_component(resources: Sequence[StackResource]) -> dict[str, list[StackResource]]:
+    """Data-store component URN -> every resource below it (one pass, not one scan per database)."""
+    members: dict[str, list[StackResource]] = {}
+    for resource in resources:
+        for ancestor in ancestors(resource):
+            if ancestor.resource_type.startswith(DATA_COMPONENT_PREFIX):
+                members.setdefault(ancestor.urn, []).append(resource)
+    return members
+
+
+def _database(resource: StackResource, members_of_store: Mapping[str, list[StackResource]]) -> Database:
     db = Database(resource, service_owner(resource), DATABASE_TYPES[resource.resource_type])
     db.members[resource.urn] = resource
     store = next((a for a in ancestors(resource) if a.resource_type.startswith(DATA_COMPONENT_PREFIX)), None)
     if store is not None:
         db.members[store.urn] = store
-        for other in resources:
-            if any(a.urn == store.urn for a in ancestors(other)):
-                db.members[other.urn] = other
+        for other in members_of_store.get(store.urn, []):
+            db.members[other.urn] = other
     db.handles, db.secret_arns = _handles(resource)
     return db
 
@@ -261,15 +271,17 @@ def _iam_grants(
         except (InvalidPolicyDocument, InvalidJson):
             continue  # iam-no-wildcard-permissions reports documents it cannot read
         for statement in (s for s in statements if s.allows):
+            actions, patterns = statement.action_patterns(), statement.resource_patterns()
             for db in databases:
-                for service in services:
-                    assert db.owner is not None
-                    if service.urn == db.owner.urn or (db.resource.urn, service.urn) in reported:
-                        continue
-                    grant = _grant(statement.action_patterns(), statement.resource_patterns(), db)
-                    if grant:
+                assert db.owner is not None
+                intruders = [s for s in services if s.urn != db.owner.urn and (db.resource.urn, s.urn) not in reported]
+                if not intruders:
+                    continue
+                grant = _grant(actions, patterns, db)  # the same for every intruder: computed once
+                if grant:
+                    detail = f"{policy.resource_type} '{policy.name}' grants {grant}"
+                    for service in intruders:
                         reported.add((db.resource.urn, service.urn))
-                        detail = f"{policy.resource_type} '{policy.name}' grants {grant}"
                         yield Finding(db.shared(service, detail), policy.urn)
 
 

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup preview test lint typecheck unit bench clean
+.PHONY: setup preview test lint typecheck unit bench bench-scaling clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ test: lint typecheck unit
 
 bench: setup
 	$(BIN)/python benchmarks/offline_preview.py
+
+bench-scaling: setup
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

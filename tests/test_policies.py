@@ -435,6 +435,7 @@ def test_mtls_accepts_sidecars_with_strict_mutual_tls() -> None:
 
 def test_mtls_accepts_the_service_mesh_component_s_own_bootstrap() -> None:
     from components import envoy
+
     view = envoy.MeshServiceView(
         service="payment",
         environment="dev",

@@ -278,12 +278,11 @@ class PostgresDatabase(_StoreComponent):
         )
 
 
-def _first_secret_arn(secrets: Sequence[Any] | None) -> str:
-    """`masterUserSecrets[0].secretArn` (typed output object in a deployment, a dict under some mocks)."""
+def _first_secret_arn(secrets: Sequence[aws.rds.outputs.InstanceMasterUserSecret] | None) -> str:
+    """`masterUserSecrets[0].secretArn`: the secret RDS manages for the master user."""
     if not secrets:
         return ""
-    first = secrets[0]
-    return str(first["secret_arn"] if isinstance(first, Mapping) else first.secret_arn)
+    return str(secrets[0].secret_arn)
 
 
 class DynamoTable(_StoreComponent):

@@ -60,7 +60,7 @@ def _check_policies(plan: object, pack: Path, config_file: Path | None) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from offline.export import preview_json, stack_export, write_json
     from offline.render import render_preview
-    from offline.runtime import OfflineError, read_stack_files, run_program
+    from offline.runtime import OfflineError, run_program
 
     started = time.perf_counter()
     try:
@@ -72,8 +72,7 @@ def _preview(args: argparse.Namespace) -> int:
     for diagnostic in result.diagnostics:
         print(f"    {diagnostic.severity}: {diagnostic.message}")
     if args.json:
-        config = read_stack_files(args.project_dir.resolve(), args.stack)
-        masked = {k: ("[secret]" if k in config.secret_keys else v) for k, v in config.config.items()}
+        masked = {k: ("[secret]" if k in result.secret_keys else v) for k, v in result.config.items()}
         write_json(args.json, preview_json(result.plan, masked))
         print(f"\nWrote {args.json} (pulumi preview --json format)")
     if args.export:

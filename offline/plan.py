@@ -26,8 +26,8 @@ class PlannedResource:
     """Provider reference `<provider-urn>::<id>` when one was passed explicitly."""
     id: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
-    """Inputs as the engine sees them: camelCase property names, secrets unwrapped in
-    `secret_paths`; values that were unknown at preview time are `UNKNOWN`."""
+    """Inputs in the wire form the engine receives: camelCase property names; secrets stay secret
+    objects (`{"4dabf18193072939515e22adb298388d": ..., "value": ...}`); unknowns are `UNKNOWN`."""
     outputs: dict[str, Any] = field(default_factory=dict)
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)

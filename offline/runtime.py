@@ -194,6 +194,9 @@ def _program_environment(project_dir: Path) -> Iterator[None]:
 class RunResult:
     plan: Plan
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    config: dict[str, str] = field(default_factory=dict)
+    """The config the program ran with; `secure:` values are placeholders, listed in `secret_keys`."""
+    secret_keys: list[str] = field(default_factory=list)
 
 
 def run_program(project_dir: Path, stack: str, *, config_overrides: Mapping[str, str] | None = None) -> RunResult:
@@ -269,4 +272,4 @@ def _run_in_fresh_context(
             _sync_await(run_in_stack(run_body))
         except (pulumi.RunError, MockGap) as exc:
             raise OfflineError(str(exc), plan) from None
-    return RunResult(plan=plan, diagnostics=diagnostics)
+    return RunResult(plan=plan, diagnostics=diagnostics, config=config, secret_keys=files.secret_keys)

@@ -209,3 +209,21 @@ def test_cli_previews_each_stack_and_writes_both_files(stack: str, tmp_path: Pat
     assert json.loads(plan_file.read_text())["steps"]
     assert json.loads(export_file.read_text())["version"] == 3
     assert "Policies:" in result.stdout, "the policy pack runs by default"
+
+
+def test_cli_plan_file_never_shows_secure_config_in_clear(tmp_path: Path) -> None:
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        (ROOT / "Pulumi.dev.yaml").read_text() + "  datadog:apiKey:\n    secure: v1:c2VjcmV0\n"
+    )
+    plan_file = tmp_path / "plan.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "offline", "preview", "--stack", "dev", "--project-dir", str(tmp_path), "--no-policy",
+         "--json", str(plan_file)],
+        capture_output=True, text=True, cwd=ROOT, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    config = json.loads(plan_file.read_text())["config"]
+    assert config["datadog:apiKey"] == "[secret]"
+    assert config["microservices:environment"] == "dev"

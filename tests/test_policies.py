@@ -382,8 +382,8 @@ def test_no_shared_databases_rejects_another_service_reading_the_credentials_sec
         )
     )
     assert found(SHARED, stack) == [
-        f"{INVENTORY_DB} is shared with service 'orders': container 'app' of task definition 'orders-task' reads "
-        "its credentials secret"
+        f"{INVENTORY_DB} is shared with service 'orders': secret 'DB' of container 'app' of task definition "
+        "'orders-task' (run by ECS service 'orders-service') reads its credentials secret"
     ]
 
 

@@ -150,18 +150,29 @@ class ResourceRule(Rule):
         )
 
 
+SHARED_MODEL = "__sharedModel"
+"""Settings key under which a served stack rule receives the stack's shared model (see `StackRule.model`)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackRule(Rule):
     """A rule over every resource of the stack (outputs, parents and dependencies)."""
 
     check: StackCheck
+    model: Callable[[Sequence[StackResource], str], Any] | None = None
+    """For rules that query the access model: returns the model shared by every rule of one
+    `AnalyzeStack` (built once). The served policy passes it as `settings[SHARED_MODEL]`; `run()`
+    (tests) passes nothing, and the check builds its own."""
 
     def run(self, resources: Sequence[StackResource], overrides: Mapping[str, Any] | None = None) -> list[Finding]:
         return list(self.check(resources, self.settings(overrides)))
 
     def policy(self) -> StackValidationPolicy:
         def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-            for finding in self.check(args.resources, self.settings(args.get_config())):
+            settings = self.settings(args.get_config())
+            if self.model is not None:
+                settings[SHARED_MODEL] = self.model(args.resources, self.name)
+            for finding in self.check(args.resources, settings):
                 report(finding.message, finding.urn)
 
         return StackValidationPolicy(

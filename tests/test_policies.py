@@ -511,11 +511,26 @@ def test_mtls_rejects_an_inbound_listener_without_the_mesh_ca_or_caller_restrict
 def test_mtls_accepts_an_rbac_filter_instead_of_san_matchers_and_camel_case_keys() -> None:
     envoy = _payment_bootstrap()
     chain = envoy["static_resources"]["listeners"][0]["filter_chains"][0]
-    chain["filters"][0]["typed_config"] = {"http_filters": [{"name": "envoy.filters.http.rbac"}]}
+    orders = "spiffe://microservices.internal/dev/orders"
+    rbac = {
+        "rules": {
+            "action": "ALLOW",
+            "policies": {
+                "callers": {
+                    "permissions": [{"any": True}],
+                    "principals": [{"authenticated": {"principalName": {"exact": orders}}}],
+                }
+            },
+        }
+    }
+    chain["filters"][0]["typed_config"] = {"http_filters": [{"name": "envoy.filters.http.rbac", "typedConfig": rbac}]}
     chain["transport_socket"]["typed_config"] = {
         "@type": DOWNSTREAM,
         "requireClientCertificate": True,
-        "commonTlsContext": {"tlsCertificates": [{}], "validationContext": {"trustedCa": {"filename": "/ca.pem"}}},
+        "commonTlsContext": {
+            "tlsCertificates": [{}],
+            "validationContext": {"trustedCa": {"environmentVariable": "MESH_CA_BUNDLE"}},
+        },
     }
     assert found(MTLS, _with_bootstrap(platform(), "payment", envoy)) == []
 

@@ -383,8 +383,10 @@ class AccessModel:
             if owner is not None:
                 runners.setdefault(role.urn, {})[owner.urn] = (owner, "")
         for compute in self.computes:
-            props = ("taskRoleArn", "executionRoleArn") if compute.resource.resource_type == TASK_DEFINITION else (
-                ("role",) if compute.resource.resource_type == LAMBDA_FUNCTION else ("roleArn",)
+            props = (
+                ("taskRoleArn", "executionRoleArn")
+                if compute.resource.resource_type == TASK_DEFINITION
+                else (("role",) if compute.resource.resource_type == LAMBDA_FUNCTION else ("roleArn",))
             )
             for prop in props:
                 role = self._guard(lambda p=prop, c=compute: self.role_for(c.resource, p))
@@ -543,7 +545,7 @@ class AccessModel:
         found = dict(self.sg_members.get(sg.urn, {}))
         owner = service_owner(sg)
         if owner is not None and not _in_data_component(sg):
-            found.setdefault(owner.urn, (owner, ""))
+            found[owner.urn] = (owner, "")  # its own group: no need to say how it is attached
         return list(found.values())
 
     # --- mesh identities --------------------------------------------------------------------------
@@ -690,7 +692,15 @@ class AccessModel:
                     for source in edge.sources:
                         behind = self.services_behind(source)
                         if not behind:
-                            yield store, Reach(store.owner, where.format(f"security group '{source.name}'"), edge.rule.urn, "outside")
+                            yield (
+                                store,
+                                Reach(
+                                    store.owner,
+                                    where.format(f"security group '{source.name}'"),
+                                    edge.rule.urn,
+                                    "outside",
+                                ),
+                            )
                         for service, how in behind:
                             if service.urn == store.owner.urn:
                                 continue
@@ -815,7 +825,9 @@ def _grant_detail(grant: Grant, store: Store, store_services: set[str]) -> str |
             continue
         for handle in store.handles:
             handle_relevant = [
-                a for a in relevant if any(wildcard_match(_action_services(a), s, ignore_case=True) for s in handle.services)
+                a
+                for a in relevant
+                if any(wildcard_match(_action_services(a), s, ignore_case=True) for s in handle.services)
             ]
             if not handle_relevant:
                 continue

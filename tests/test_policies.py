@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 import yaml
 from guardrails import (
+    baseline,
     containers,
     data_stores,
     edge,
+    exceptions,
     identity,
     mesh,
     messaging,
@@ -71,10 +73,24 @@ def found(rule: StackRule, stack: Stack, **config: Any) -> list[str]:
 # The pack.
 # ==================================================================================================
 def test_pack_assembles_every_rule_of_every_module_once() -> None:
-    modules = (containers, data_stores, edge, identity, mesh, messaging, network, observability, ownership, serverless)
+    modules = (
+        containers,
+        data_stores,
+        edge,
+        identity,
+        mesh,
+        messaging,
+        network,
+        observability,
+        ownership,
+        serverless,
+        baseline,
+        exceptions,
+    )
     in_modules = [rule.name for module in modules for rule in module.RULES]
     assert sorted(in_modules) == sorted(RULES)
-    assert len(PACK["RULES"]) == len(RULES) == 36
+    assert len(PACK["RULES"]) == len(RULES) == 41
+    assert [rule.name for rule in PACK["RULES"][-2:]] == ["policy-exceptions-applied", "policy-exceptions"]
 
 
 def test_every_rule_has_metadata_and_a_valid_policy_object() -> None:
@@ -91,7 +107,7 @@ def test_every_rule_has_metadata_and_a_valid_policy_object() -> None:
 
 def test_only_recommendations_are_advisory() -> None:
     advisory = {name for name, rule in RULES.items() if rule.enforcement == EnforcementLevel.ADVISORY}
-    assert advisory == {"ecs-readonly-root-filesystem"}
+    assert advisory == {"ecs-readonly-root-filesystem", "policy-exceptions-applied"}
 
 
 def test_readme_documents_every_rule_with_its_severity_and_enforcement() -> None:
@@ -918,10 +934,11 @@ def test_sqs_sns_tls_only_rejects_queues_and_topics_without_it() -> None:
     stack.add(QUEUE, "lonely", {"sqsManagedSseEnabled": True})
     stack["order-events-policy"].update(policy=policy_document(allow("sns:Publish", "*")))
     assert found(TLS_RULE, stack) == [
-        "SQS queue 'lonely' has no resource policy denying requests without TLS (a Deny statement for Principal '*' "
-        "on sqs:SendMessage with Condition Bool aws:SecureTransport = false).",
-        "SNS topic 'order-events' has no resource policy denying requests without TLS (a Deny statement for "
-        "Principal '*' on sns:Publish with Condition Bool aws:SecureTransport = false).",
+        "SQS queue 'lonely' has no resource policy denying requests without TLS on its own ARN (a Deny statement for "
+        "Principal '*' on sqs:SendMessage with Condition Bool aws:SecureTransport = false and Resource its ARN).",
+        "SNS topic 'order-events' has no resource policy denying requests without TLS on its own ARN (a Deny "
+        "statement for Principal '*' on sns:Publish with Condition Bool aws:SecureTransport = false and Resource "
+        "its ARN).",
     ]
 
 

@@ -134,10 +134,13 @@ class ResourceRule(Rule):
 
     def policy(self) -> ResourceValidationPolicy:
         def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+            from .exceptions import excepted
+
             if not self.applies(args.resource_type):
                 return
             for message in self.check(args, self.settings(args.get_config())):
-                report(message, None)
+                if not excepted(self.name, args.urn, message):
+                    report(message, None)
 
         return ResourceValidationPolicy(
             name=self.name,
@@ -172,8 +175,14 @@ class StackRule(Rule):
             settings = self.settings(args.get_config())
             if self.model is not None:
                 settings[SHARED_MODEL] = self.model(args.resources, self.name)
+            from .exceptions import RULES as exception_rules
+            from .exceptions import excepted
+
+            own = any(rule.name == self.name for rule in exception_rules)
+            stack_urn = next((r.urn for r in args.resources if r.resource_type == "pulumi:pulumi:Stack"), "")
             for finding in self.check(args.resources, settings):
-                report(finding.message, finding.urn)
+                if own or not excepted(self.name, finding.urn or stack_urn, finding.message):
+                    report(finding.message, finding.urn)
 
         return StackValidationPolicy(
             name=self.name,

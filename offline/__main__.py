@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--export", type=Path, metavar="FILE", help="write a `pulumi stack export` (v3) file")
     preview.add_argument("--no-policy", action="store_true", help="skip the policy pack")
     _policy_args(preview)
-    check = commands.add_parser("policy-check", parents=[common], help="run the policy pack over a saved plan or export file")
+    check = commands.add_parser(
+        "policy-check", parents=[common], help="run the policy pack over a saved plan or export file"
+    )
     check.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
     _policy_args(check)
     return parser

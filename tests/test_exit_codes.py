@@ -99,5 +99,5 @@ def test_debug_shows_the_traceback_of_an_internal_error(tmp_path: Path) -> None:
     result = preview(project(tmp_path, "raise KeyError('boom')\n"), "--no-policy", "--debug")
     assert result.returncode == ExitCode.INTERNAL
     assert "Traceback (most recent call last)" in result.stderr
-    assert 'in <module>\n    raise KeyError' in result.stderr
+    assert "in <module>\n    raise KeyError" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: internal error")

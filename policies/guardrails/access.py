@@ -149,13 +149,18 @@ def aws_managed_policy_name(arn: str) -> str | None:
 # --------------------------------------------------------------------------------------------------
 # ARN handles.
 # --------------------------------------------------------------------------------------------------
+SUB = "\x01"
+"""Stands for "any sub-resource or user" at the end of a handle part (a table's indexes and streams, an
+RDS IAM-auth user): any text covers it, so `table/t/index/by-date` and `dbuser:db-X/app` name the store."""
+
+
 @dataclass(frozen=True)
 class Handle:
     """One way an IAM policy can name a resource: `<service>:<resource part>` of its ARN."""
 
     services: tuple[str, ...]
     parts: tuple[str, ...]
-    """Resource parts of the ARN; HOLE stands for what is unknown (only `*` covers it)."""
+    """Resource parts of the ARN; HOLE stands for what is unknown (only `*` covers it), SUB for any suffix."""
     arn: str | None = None
 
     def covered_by(self, pattern: str) -> bool:
@@ -167,9 +172,30 @@ class Handle:
                 return False
             service, resource = pieces[2], pieces[5]
             return any(wildcard_match(service, s, ignore_case=True) for s in self.services) and any(
-                wildcard_match(resource, part) for part in self.parts
+                globs_intersect(resource, part) for part in self.parts
             )
         return self.arn is not None and wildcard_match(pattern, self.arn)
+
+
+@lru_cache(maxsize=65536)
+def globs_intersect(pattern: str, part: str) -> bool:
+    """Is there a string that IAM wildcard `pattern` matches and `part` stands for? In `part`, HOLE is
+    one unknown character that only `*` covers, SUB any suffix; other characters are literal."""
+    n, m = len(pattern), len(part)
+
+    @lru_cache(maxsize=None)
+    def f(i: int, j: int) -> bool:
+        if i == n and j == m:
+            return True
+        if j < m and part[j] == SUB:
+            return f(i, j + 1) or (i < n and f(i + 1, j))
+        if i < n and pattern[i] == "*":
+            return f(i + 1, j) or (j < m and f(i, j + 1))
+        if i < n and j < m and part[j] != HOLE and (pattern[i] == "?" or pattern[i] == part[j]):
+            return f(i + 1, j + 1)
+        return False
+
+    return f(0, 0)
 
 
 def _arn_handle(arn: str) -> Handle | None:
@@ -195,13 +221,13 @@ def store_handles(resource: StackResource) -> list[Handle]:
     handles: list[Handle] = []
     if t == DYNAMODB_TABLE:
         table = f"table/{name('name')}"
-        handles.append(Handle(("dynamodb",), (table, f"{table}/{HOLE}"), arn))  # indexes, streams, exports
+        handles.append(Handle(("dynamodb",), (table, f"{table}/{SUB}"), arn))  # indexes, streams, exports
     elif t == RDS_INSTANCE:
         handles.append(Handle(("rds",), (f"db:{name('identifier')}",), arn))
-        handles.append(Handle(("rds-db",), (f"dbuser:{name('resourceId')}/{HOLE}",)))
+        handles.append(Handle(("rds-db",), (f"dbuser:{name('resourceId')}/{SUB}",)))
     elif t == RDS_CLUSTER:
         handles.append(Handle(("rds", "rds-data"), (f"cluster:{name('clusterIdentifier')}",), arn))
-        handles.append(Handle(("rds-db",), (f"dbuser:{name('clusterResourceId')}/{HOLE}",)))
+        handles.append(Handle(("rds-db",), (f"dbuser:{name('clusterResourceId')}/{SUB}",)))
     elif t == CACHE_REPLICATION_GROUP:
         handles.append(Handle(("elasticache",), (f"replicationgroup:{name('replicationGroupId')}",), arn))
     elif t == CACHE_CLUSTER:
@@ -403,23 +429,25 @@ class AccessModel:
 
     def roles_of(self, service: StackResource) -> list[tuple[StackResource, str]]:
         """The roles `service` runs as, directly or by escalation, with how (empty: its own role)."""
-        direct = [
-            (self.by_urn[role_urn], how)
-            for role_urn, entry in self.runners.items()
-            for svc_urn, (_svc, how) in entry.items()
-            if svc_urn == service.urn
-        ]
-        result = {role.urn: (role, how) for role, how in direct}
-        queue = list(result.values())
+        if not hasattr(self, "_direct"):
+            self._direct: dict[str, list[tuple[StackResource, str]]] = {}
+            for role_urn, entry in self.runners.items():
+                for svc_urn, (_svc, how) in entry.items():
+                    self._direct.setdefault(svc_urn, []).append((self.by_urn[role_urn], how))
+        direct = self._direct.get(service.urn, [])
+        result = list(direct)
+        expanded: set[str] = set()
+        queue = list(direct)
         while queue:
-            role, how = queue.pop()
+            role, how = queue.pop(0)
+            if role.urn in expanded:
+                continue
+            expanded.add(role.urn)
             for target, via in self.escalations.get(role.urn, []):
-                if target.urn in result:
-                    continue
                 step = f"{how + '; ' if how else ''}role '{role.name}' can become role '{target.name}' ({via})"
-                result[target.urn] = (target, step)
+                result.append((target, step))
                 queue.append((target, step))
-        return list(result.values())
+        return result
 
     # --- permissions ------------------------------------------------------------------------------
     def _statements(self, document: Any) -> tuple[Statement, ...]:

@@ -264,7 +264,11 @@ RESOURCE_SHAPES: dict[str, Shape] = {
     "aws:ssm/parameter:Parameter": Shape(
         id=lambda c: c.physical,
         max_name=1011,
-        outputs=lambda c: {"arn": c.arn("ssm", f"parameter/{c.physical.lstrip('/')}"), "version": 1, "tier": "Standard"},
+        outputs=lambda c: {
+            "arn": c.arn("ssm", f"parameter/{c.physical.lstrip('/')}"),
+            "version": 1,
+            "tier": "Standard",
+        },
     ),
     "aws:elasticache/replicationGroup:ReplicationGroup": Shape(
         id=lambda c: c.physical,

@@ -102,11 +102,14 @@ def report_json(report: PolicyReport, *, stack: str, project: str, fail_on: str 
 
 
 def _ordered(violations: Iterable[PolicyViolation]) -> list[PolicyViolation]:
-    return sorted(violations, key=lambda v: (v.enforcement_level, -_rank(v.severity), v.policy_name, v.urn))
+    # Mandatory first, then the most severe first.
+    return sorted(
+        violations, key=lambda v: (v.enforcement_level != "mandatory", -_rank(v.severity), v.policy_name, v.urn)
+    )
 
 
 def report_sarif(report: PolicyReport, *, stack: str, project: str) -> dict[str, Any]:
-    rules = []
+    rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
     for policy in report.policies:
         index[policy.name] = len(rules)

@@ -200,7 +200,9 @@ def bootstrap(service: str, edit: Callable[[dict[str, Any]], None]) -> Transform
 
 
 def listener(b: dict[str, Any], port: int) -> dict[str, Any]:
-    return next(li for li in b["static_resources"]["listeners"] if li["address"]["socket_address"]["port_value"] == port)
+    return next(
+        li for li in b["static_resources"]["listeners"] if li["address"]["socket_address"]["port_value"] == port
+    )
 
 
 def downstream_tls(b: dict[str, Any], port: int = MESH_PORT) -> dict[str, Any]:

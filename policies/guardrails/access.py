@@ -33,7 +33,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ def globs_intersect(pattern: str, part: str) -> bool:
     one unknown character that only `*` covers, SUB any suffix; other characters are literal."""
     n, m = len(pattern), len(part)
 
-    @lru_cache(maxsize=None)
+    @cache
     def f(i: int, j: int) -> bool:
         if i == n and j == m:
             return True
@@ -466,7 +466,7 @@ class AccessModel:
             if role is not None:
                 grants.setdefault(role.urn, []).append(grant)
 
-        def managed(arn_or_policy: Any, via: StackResource) -> Grant | None:
+        def managed(arn_or_policy: Any, via: StackResource) -> Grant:
             if isinstance(arn_or_policy, str):
                 policy = policies_by_arn.get(arn_or_policy)
                 if policy is None:
@@ -519,7 +519,7 @@ class AccessModel:
                     continue
                 grant = managed(target, r)
                 for role in roles:
-                    add(role, grant)  # type: ignore[arg-type]
+                    add(role, grant)
         return grants
 
     def _escalations(self) -> dict[str, list[tuple[StackResource, str]]]:

@@ -4,7 +4,7 @@
     python -m offline policy-check --file PLAN [REPORT OPTIONS]
 
 Report options: `--format text|json|sarif` (the policy results as `pulumi preview` prints them, as JSON, or
-as SARIF 2.1.0 for GitHub code scanning; see offline/policy_formats.py), `--output FILE` (write them there;
+as SARIF 2.1.0 for GitHub code scanning; see offline/policy/formats.py), `--output FILE` (write them there;
 with json/sarif and no file they go to stdout and everything else to stderr), `--fail-on SEVERITY` (exit 1
 only for mandatory violations of that severity or higher; default low: every mandatory violation).
 
@@ -75,8 +75,8 @@ def _human(args: argparse.Namespace) -> TextIO:
 
 
 def _check_policies(plan: Any, pack: Path, args: argparse.Namespace) -> ExitCode:
-    from offline.policy_formats import failing, report_json, report_sarif
-    from offline.policy_runner import PolicyRunnerError, format_report, run_policy_pack
+    from offline.policy import PolicyRunnerError, format_report, run_policy_pack
+    from offline.policy.formats import failing, report_json, report_sarif
 
     try:
         report = run_policy_pack(plan, pack_dir=pack, config=args.policy_pack_config)

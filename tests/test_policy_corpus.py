@@ -16,7 +16,7 @@ import pulumi
 import pytest
 
 from offline.plan import Plan
-from offline.policy_runner import PolicyReport, run_policy_pack
+from offline.policy import PolicyReport, run_policy_pack
 from offline.runtime import read_stack_files, run_function
 from tests.conftest import ROOT
 from tests.policy_corpus import GROUPS, LEGIT, MISTAKES, PATHS, Group, Legit, Mistake, Transform

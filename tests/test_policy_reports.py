@@ -21,8 +21,8 @@ import pytest
 
 from offline.export import stack_export
 from offline.plan import Plan
-from offline.policy_formats import failing, report_json, report_sarif
-from offline.policy_runner import PolicyInfo, PolicyReport, PolicyViolation, run_policy_pack
+from offline.policy import PolicyInfo, PolicyReport, PolicyViolation, run_policy_pack
+from offline.policy.formats import failing, report_json, report_sarif
 from tests.conftest import ROOT, preview
 
 PACK = ROOT / "policies"

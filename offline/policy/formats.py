@@ -1,7 +1,7 @@
 """Policy results as JSON and SARIF, and the exit status by severity.
 
 `--format json|sarif` on `python -m offline preview` and `policy-check` (the text format is
-`policy_runner.format_report`, the "Policies:" section of `pulumi preview`).
+`offline.policy.report.format_report`, the "Policies:" section of `pulumi preview`).
 
 * JSON (`report_json`): the pack, the stack, a summary (counts by enforcement level and by severity,
   the `--fail-on` threshold and whether it failed), every violation (policy, severity, enforcement
@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from offline.policy_runner import PolicyReport, PolicyViolation
+from offline.policy.report import PolicyReport, PolicyViolation
 
 SEVERITIES = ("low", "medium", "high", "critical")
 FORMATS = ("text", "json", "sarif")

@@ -643,20 +643,18 @@ class AccessModel:
         yield from self._dependency_reach(owned)
 
     def _iam_reach(self, stores: Sequence[Store]) -> Iterator[tuple[Store, Reach]]:
-        services_of_store = [(s, {h for handle in s.handles for h in handle.services}) for s in stores]
+        index = _StoreIndex(stores)
+        matches: dict[int, list[tuple[Store, str]]] = {}  # per grant: computed once, whoever holds it
         for service in self.services:
             for role, how in self.roles_of(service):
                 for grant in self.grants.get(role.urn, []):
-                    for store, store_services in services_of_store:
+                    if id(grant) not in matches:
+                        matches[id(grant)] = index.granted(grant)
+                    for store, detail in matches[id(grant)]:
                         assert store.owner is not None
                         if store.owner.urn == service.urn:
                             continue
-                        detail = _grant_detail(grant, store, store_services)
-                        if detail is None:
-                            continue
-                        path = detail
-                        if how:
-                            path += f" to role '{role.name}', and {how}"
+                        path = detail + (f" to role '{role.name}', and {how}" if how else "")
                         yield store, Reach(service, path, grant.urn, "iam")
 
     def _resource_policy_reach(self, stores: Sequence[Store]) -> Iterator[tuple[Store, Reach]]:
@@ -679,9 +677,10 @@ class AccessModel:
             if not document:
                 continue
             for store in stores:
-                named = (target is not None and target.urn in store.members) or (
-                    literal is not None and any(h.covered_by(literal) for h in store.handles)
-                )
+                if target is not None:
+                    named = target.urn in store.members
+                else:
+                    named = literal is not None and any(h.covered_by(literal) for h in store.handles)
                 if not named:
                     continue
                 for statement in self._statements(document):
@@ -746,11 +745,10 @@ class AccessModel:
         needles = {n: (s, kind) for s in stores for n, kind in s.needles.items()}
         if not needles:
             return
-        pattern = re.compile("|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True)))
         for compute in self.computes:
             for where, text in self._compute_strings(compute):
-                for match in pattern.finditer(text):
-                    store, kind = needles[match.group(0)]
+                for needle in literals_in(text) & needles.keys():
+                    store, kind = needles[needle]
                     for service in compute.services:
                         assert store.owner is not None
                         if service.urn == store.owner.urn:
@@ -758,7 +756,7 @@ class AccessModel:
                         if kind == "credentials secret ARN" and where.startswith("secret"):
                             path = f"{where} of {compute.how} reads its credentials secret"
                         else:
-                            path = f"{where} of {compute.how} holds its {kind} '{match.group(0)}'"
+                            path = f"{where} of {compute.how} holds its {kind} '{needle}'"
                         yield store, Reach(service, path, compute.resource.urn, "credentials")
 
     def _compute_strings(self, compute: Compute) -> Iterator[tuple[str, str]]:
@@ -803,6 +801,23 @@ class AccessModel:
                 yield store, Reach(owner, path, resource.urn, "dependency")
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_.\-]+")
+_ARN = re.compile(r"arn:aws[a-z\-]*:[^\s\"',;]+")
+
+
+def literals_in(text: str) -> set[str]:
+    """Every name-, host- or ARN-like literal a string contains, for exact lookup of known values (one
+    pass over the text, whatever the number of values looked for): the runs of name characters, and
+    each ARN with every prefix of it that ends before a ':' or '/' (`<secret arn>:password::` names the
+    secret, `<table arn>/index/x` the table)."""
+    found = set(_TOKEN.findall(text))
+    for match in _ARN.finditer(text):
+        arn = match.group(0)
+        found.add(arn)
+        found.update(arn[:i] for i, char in enumerate(arn) if char in ":/" and i > 0)
+    return found
+
+
 def _keys(resource: StackResource) -> Iterable[str]:
     try:
         return list(resource.props)
@@ -837,36 +852,77 @@ def _action_services(pattern: str) -> str:
     return pattern.split(":", 1)[0] if ":" in pattern else pattern
 
 
-def _grant_detail(grant: Grant, store: Store, store_services: set[str]) -> str | None:
-    if grant.statements is None:
-        return f"{grant.label} is attached"
-    for statement in grant.statements:
-        if not statement.allows:
-            continue
-        relevant = [
-            a
-            for a in statement.action_patterns()
-            if (":" in a or a == "*")
-            and any(wildcard_match(_action_services(a), s, ignore_case=True) for s in store_services)
-        ]
-        if not relevant:
-            continue
-        for handle in store.handles:
-            handle_relevant = [
-                a
-                for a in relevant
-                if any(wildcard_match(_action_services(a), s, ignore_case=True) for s in handle.services)
-            ]
-            if not handle_relevant:
+class _StoreIndex:
+    """Finds the stores a statement can name without comparing it with every store: exact resource
+    patterns are looked up by resource part (and by the prefixes a SUB part stands for); patterns with
+    wildcards are compared with the stores of the AWS services their actions belong to."""
+
+    def __init__(self, stores: Sequence[Store]) -> None:
+        self.stores = list(stores)
+        self.by_service: dict[str, list[Store]] = {}
+        self.exact: dict[str, list[Store]] = {}
+        self.prefix: dict[str, list[Store]] = {}
+        self.by_arn: dict[str, list[Store]] = {}
+        for store in stores:
+            for service in {s for h in store.handles for s in h.services}:
+                self.by_service.setdefault(service, []).append(store)
+            for handle in store.handles:
+                if handle.arn:
+                    self.by_arn.setdefault(handle.arn, []).append(store)
+                for part in handle.parts:
+                    if HOLE in part:
+                        continue  # only a wildcard can name it
+                    if part.endswith(SUB) and SUB not in part[:-1]:
+                        self.prefix.setdefault(part[:-1], []).append(store)
+                    elif SUB not in part:
+                        self.exact.setdefault(part, []).append(store)
+
+    def candidates(self, pattern: str, prefixes: set[str]) -> list[Store]:
+        if any(c in pattern for c in "*?") or any(c in p for p in prefixes for c in "*?"):
+            found: dict[int, Store] = {}
+            for service, stores in self.by_service.items():
+                if any(wildcard_match(p, service, ignore_case=True) for p in prefixes):
+                    found.update((id(s), s) for s in stores)
+            return list(found.values())
+        if not pattern.lower().startswith("arn:"):
+            return list(self.by_arn.get(pattern, []))
+        resource = pattern.split(":", 5)[5] if pattern.count(":") >= 5 else ""
+        found_exact = {id(s): s for s in self.exact.get(resource, [])}
+        for i, char in enumerate(resource):
+            if char in "/:":
+                found_exact.update((id(s), s) for s in self.prefix.get(resource[: i + 1], []))
+        return list(found_exact.values())
+
+    def granted(self, grant: Grant) -> list[tuple[Store, str]]:
+        """(store, how the grant names it) for every store the grant reaches."""
+        if grant.statements is None:
+            return [(s, f"{grant.label} is attached") for s in self.stores]
+        found: dict[int, tuple[Store, str]] = {}
+        for statement in grant.statements:
+            if not statement.allows:
+                continue
+            actions = [a for a in statement.action_patterns() if ":" in a or a == "*"]
+            prefixes = {_action_services(a).lower() for a in actions}
+            if not prefixes:
                 continue
             for pattern in statement.resource_patterns():
-                if handle.covered_by(pattern):
-                    return f"{grant.label} grants {', '.join(handle_relevant)} on {pattern}"
+                for store in self.candidates(pattern, prefixes):
+                    if id(store) in found:
+                        continue
+                    detail = _statement_detail(grant, statement, actions, pattern, store)
+                    if detail is not None:
+                        found[id(store)] = (store, detail)
+        return list(found.values())
+
+
+def _statement_detail(grant: Grant, statement: Statement, actions: list[str], pattern: str, store: Store) -> str | None:
+    for handle in store.handles:
+        relevant = [
+            a for a in actions if any(wildcard_match(_action_services(a), s, ignore_case=True) for s in handle.services)
+        ]
+        if relevant and handle.covered_by(pattern):
+            return f"{grant.label} grants {', '.join(relevant)} on {pattern}"
     return None
-
-
-def reachers_summary(reaches: Iterable[Reach]) -> list[str]:
-    return sorted({r.service.name for r in reaches})
 
 
 __all__ = [

@@ -74,7 +74,7 @@ class QueueConsumer:
         handler: Handler,
         queue_urls: list[str] | None = None,
         *,
-        wait_seconds: int = 10,
+        wait_seconds: int | None = None,
         batch: int = 10,
     ) -> None:
         if queue_urls is None:
@@ -82,7 +82,8 @@ class QueueConsumer:
         self.client = client
         self.handler = handler
         self.queue_urls = queue_urls
-        self.wait_seconds = wait_seconds
+        # Long polling, short enough that a stopping task is not held up (ECS stopTimeout is 30 s).
+        self.wait_seconds = wait_seconds if wait_seconds is not None else int(os.environ.get("EVENT_WAIT_SECONDS", "10"))
         self.batch = batch
 
     async def poll_once(self, queue_url: str, wait_seconds: int | None = None) -> tuple[int, int]:

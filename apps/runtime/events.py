@@ -83,7 +83,9 @@ class QueueConsumer:
         self.handler = handler
         self.queue_urls = queue_urls
         # Long polling, short enough that a stopping task is not held up (ECS stopTimeout is 30 s).
-        self.wait_seconds = wait_seconds if wait_seconds is not None else int(os.environ.get("EVENT_WAIT_SECONDS", "10"))
+        self.wait_seconds = (
+            wait_seconds if wait_seconds is not None else int(os.environ.get("EVENT_WAIT_SECONDS", "10"))
+        )
         self.batch = batch
 
     async def poll_once(self, queue_url: str, wait_seconds: int | None = None) -> tuple[int, int]:

@@ -79,8 +79,8 @@ class ImageBuild(_Spec):
     sources: tuple[str, ...] = Field(min_length=1)
 
 
-REFERENCE_HEALTH_CHECK = ("CMD", "python", "-m", "apps.runtime.probe")
-"""The health check of the reference images (apps/runtime/probe.py): their base has no wget or curl."""
+REFERENCE_HEALTH_CHECK = ("CMD", "python", "-m", "apps.probe")
+"""The health check of the reference images (apps/probe.py): their base has no wget or curl."""
 
 
 def reference_image(name: str, port: int = 8080, health_path: str = "/health") -> dict[str, object]:
@@ -89,7 +89,7 @@ def reference_image(name: str, port: int = 8080, health_path: str = "/health") -
     return {
         "image": "",
         "build": ImageBuild(
-            dockerfile=f"apps/{name}/Dockerfile", sources=("__init__.py", "requirements.txt", "runtime", name)
+            dockerfile=f"apps/{name}/Dockerfile", sources=("__init__.py", "probe.py", "requirements.txt", "runtime", name)
         ),
         "run_as_user": "10001:10001",
         "container_port": port,

@@ -178,3 +178,44 @@ def test_dockerfiles_pass_hadolint() -> None:
     files = [str(ROOT / s.build.dockerfile) for s in BUILT if s.build is not None]
     result = subprocess.run([binary, "--no-color", *files], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("spec", BUILT, ids=lambda s: s.name)
+def test_the_image_layout_runs_without_the_repository(spec: ServiceSpec, tmp_path: Path) -> None:
+    """Lay out /srv as the service's Dockerfile COPY lines do (and nothing else from the repository),
+    then import its app and entry point and run the HEALTHCHECK's probe from there: a file the image
+    forgets to copy fails here, without Docker."""
+    import sys
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tests.apps.servers import LoopbackServer
+
+    assert spec.build is not None
+    srv = tmp_path / "srv"
+    commands = final_stage(spec)
+    assert instruction(commands, "WORKDIR").value == ("/srv",)
+    for command in commands:
+        if command.cmd != "COPY" or any(f.startswith("--from") for f in command.flags):
+            continue
+        *sources, target = command.value
+        for source in sources:
+            origin = ROOT / spec.build.context / source
+            if origin.is_dir():
+                shutil.copytree(origin, srv / target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                (srv / target).mkdir(parents=True, exist_ok=True)
+                shutil.copy(origin, srv / target / origin.name)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(srv), "PYTHONDONTWRITEBYTECODE": "1"}
+    script = f"import apps.{spec.name}.app, apps.probe, apps.runtime.serve"
+    imported = subprocess.run([sys.executable, "-c", script], cwd=srv, env=env, capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr
+    command = list(next(c for c in commands if c.cmd == "HEALTHCHECK").value)[1:]
+    assert command[:3] == ["python", "-m", "apps.probe"]
+    app = Starlette(routes=[Route("/health", lambda request: PlainTextResponse("ok"))])
+    with LoopbackServer(app) as server:
+        url = command[3].replace(f"http://127.0.0.1:{spec.container_port}", server.url)
+        probe = subprocess.run([sys.executable, *command[1:3], url], cwd=srv, env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr

@@ -10,7 +10,7 @@
 * `Settings`, `require_env()` (settings.py): configuration and secrets from the environment that ECS
   injects (Secrets Manager values arrive as environment variables through the task's `secrets`).
 * `serve()` (serve.py): uvicorn with graceful SIGTERM shutdown within the task's stop timeout.
-* `probe` (probe.py): the container health check command.
+* `apps/probe.py` (outside this package, so it imports nothing heavy): the container health check.
 """
 
 from apps.runtime.app import ReadinessCheck, create_app

@@ -1,4 +1,4 @@
-"""Container health check: `python -m apps.runtime.probe http://127.0.0.1:8080/health`.
+"""Container health check: `python -m apps.probe http://127.0.0.1:8080/health`.
 
 The image has no shell tools (no wget, no curl), so the check ECS runs (and the Dockerfile's
 HEALTHCHECK, which must be the same command; tests/test_service_images.py compares them) is this
@@ -22,7 +22,7 @@ def probe(url: str, timeout: float = 3.0) -> bool:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m apps.runtime.probe URL", file=sys.stderr)
+        print("usage: python -m apps.probe URL", file=sys.stderr)
         return 2
     return 0 if probe(argv[0]) else 1
 

@@ -50,6 +50,13 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
+def queue_counts(api: dict[str, Any]) -> tuple[int, int]:
+    """(visible, in flight) messages of the inventory queue."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = api["sqs"].get_queue_attributes(QueueUrl=api["queue"], AttributeNames=names)["Attributes"]
+    return int(attributes[names[0]]), int(attributes[names[1]])
+
+
 def send(api: dict[str, Any], detail_type: str, detail: dict[str, Any]) -> None:
     body = {
         "id": f"evt-{time.monotonic_ns()}",
@@ -103,7 +110,7 @@ def test_order_events_from_the_queue_are_applied_once(inventory: dict[str, Any])
     send(inventory, "OrderPlaced", placed)  # at-least-once delivery: a duplicate
     eventually(lambda: httpx.get(f"{url}/inventory/reservations/order-c").status_code == 200)
     eventually(lambda: httpx.get(f"{url}/inventory/reservations/order-c").json()["status"] == "CONFIRMED")
-    time.sleep(1.5)  # let the duplicate be consumed
+    eventually(lambda: queue_counts(inventory) == (0, 0))  # both copies consumed and deleted
     assert item(url, "SKU-300") == {"sku": "SKU-300", "available": 6, "reserved": 2}
     cancelled = {
         "version": 1,
@@ -116,27 +123,19 @@ def test_order_events_from_the_queue_are_applied_once(inventory: dict[str, Any])
     send(inventory, "OrderCancelled", cancelled)
     send(inventory, "OrderCancelled", cancelled)
     eventually(lambda: httpx.get(f"{url}/inventory/reservations/order-c").json()["status"] == "RELEASED")
-    time.sleep(1.5)
+    # Every message (duplicates included) was handled and deleted: nothing is left for the DLQ.
+    eventually(lambda: queue_counts(inventory) == (0, 0))
     assert item(url, "SKU-300") == {"sku": "SKU-300", "available": 8, "reserved": 0}
-    # Both messages (and both duplicates) were deleted: nothing is left for the DLQ.
-    attributes = inventory["sqs"].get_queue_attributes(
-        QueueUrl=inventory["queue"],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
 
 
 def test_unreadable_message_is_left_for_the_dead_letter_queue(inventory: dict[str, Any]) -> None:
     sqs = inventory["sqs"]
     sqs.send_message(QueueUrl=inventory["queue"], MessageBody="not json")
-    time.sleep(2.5)
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=inventory["queue"],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    assert (
-        int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 1
-    )
+    # Received (in flight, invisible until its visibility timeout ends) but never deleted: SQS will
+    # redeliver it and, after maxReceiveCount, move it to the DLQ.
+    eventually(lambda: queue_counts(inventory) == (0, 1))
+    time.sleep(0.5)
+    assert queue_counts(inventory) == (0, 1)
     sqs.purge_queue(QueueUrl=inventory["queue"])
 
 

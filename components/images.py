@@ -8,7 +8,8 @@ For a spec with `build` (the reference services in `apps/`) and no stack `image`
   images are kept). Outside prod `force_delete` lets `pulumi destroy` remove a repository with images;
   in prod the repository is kept like the other stateful resources (`protect` with `protectResources`).
 * the image, built with Docker BuildKit by the `docker-build` provider (pulumi-docker-build) from the
-  service's Dockerfile for the task's CPU architecture (`linux/arm64` for Graviton) and pushed with a
+  service's Dockerfile for the tasks' CPU architecture (`compute.cpuArchitecture`: `linux/amd64`
+  or `linux/arm64` for Graviton) and pushed with a
   short-lived ECR token (`aws.ecr.get_authorization_token`). Its tag is a hash of exactly the files the
   Dockerfile copies (`ImageBuild.sources`), so an unchanged service keeps its tag, its task definition
   and its running tasks; a changed one gets a new tag (an immutable tag is never pushed twice).
@@ -27,6 +28,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -93,7 +95,8 @@ class ServiceImageArgs:
     environment: str
     build: ImageBuild
     kms_key_arn: pulumi.Input[str]
-    cpu_architecture: str = "ARM64"
+    cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"
+    """The CPU of the service's tasks (`compute.cpuArchitecture`): the image is built for that platform."""
     protect: bool = False
     tags: Mapping[str, str] | None = None
 

@@ -182,8 +182,6 @@ class FargateMicroserviceArgs:
     """The app image when this program builds it (a `ServiceImage.image_ref`); otherwise `sizing.image`."""
     image_repository_arn: pulumi.Input[str] | None = None
     """The private ECR repository of `image`: the execution role may pull from exactly this one."""
-    cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"
-    """Graviton by default (cheaper; Fargate Spot supports ARM64 on platform 1.4.0). Images must be multi-arch."""
 
 
 APP_HEALTH_CHECK_TIMING = {"interval": 15, "timeout": 5, "retries": 3, "startPeriod": 30}
@@ -626,7 +624,9 @@ class FargateMicroservice(pulumi.ComponentResource):
             network_mode="awsvpc",
             requires_compatibilities=["FARGATE"],
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
+                # From the same validated config as the capacity strategy: ARM64 never meets Fargate Spot.
+                operating_system_family="LINUX",
+                cpu_architecture=args.compute.cpu_architecture,
             ),
             execution_role_arn=self.execution_role_arn,
             task_role_arn=self.task_role_arn,

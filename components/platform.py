@@ -195,6 +195,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
                 environment=env,
                 build=spec.build,
                 kms_key_arn=key.key_arn,
+                cpu_architecture=config.compute.cpu_architecture,
                 protect=config.data.protect_resources,
                 tags=tags,
             ),

@@ -124,7 +124,11 @@ def test_every_fargate_service_defaults_to_its_reference_image(stack: str) -> No
         assert app["image"] == image.outputs["ref"] == f"{url}:{tag}@{image.outputs['digest']}", spec.name
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", image.outputs["digest"])
         assert image.inputs["push"] is True and image.inputs["buildOnPreview"] is False
-        assert image.inputs["platforms"] == ["linux/arm64"]  # the task definitions' ARM64 (Graviton)
+        # Built for the CPU its task definition runs on (compute.cpuArchitecture: x86 Spot, prod Graviton).
+        component = next(r for r in plan.resources if r.urn.endswith(f"FargateMicroservice::ms-{stack}-{spec.name}"))
+        task = next(r for r in children_of(plan, component.urn) if r.type == TASK_DEF)
+        cpu = task.inputs["runtimePlatform"]["cpuArchitecture"]
+        assert image.inputs["platforms"] == [{"ARM64": "linux/arm64", "X86_64": "linux/amd64"}[cpu]], spec.name
         assert image.inputs["context"] == {"location": "apps"}
         assert image.inputs["dockerfile"] == {"location": spec.build.dockerfile}
         [registry] = image.inputs["registries"]

@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apps.probe import main as probe_main
 from apps.runtime import ReadinessCheck, ServiceClient, ServiceError, UpstreamUnavailable, create_app
 from apps.runtime.client import IDEMPOTENCY_HEADER
 from apps.runtime.context import continue_trace, trace_root
 from apps.runtime.logs import configure_logging
-from apps.probe import main as probe_main
 from apps.runtime.settings import MissingSetting, upstream_url
 from apps.runtime.stores import ElastiCacheIAMProvider
 from tests.apps.servers import LoopbackServer, free_port

@@ -10,8 +10,9 @@ Rules that reason about effective access (`no-shared-databases`, `mtls-required`
 * **Permissions.** Per role: inline policies, `RolePolicy`, customer-managed policies attached through
   `RolePolicyAttachment`, `PolicyAttachment` or `managedPolicyArns`, and AWS-managed policies, whose
   documents come from the dated snapshot `data/aws_managed_policies.json`; an AWS-managed policy the
-  snapshot does not know "could grant anything". Resource-based policies (DynamoDB resource policies,
-  secret policies, KMS key policies) add the principals they name.
+  snapshot does not know "could grant anything". Resource-based policies (DynamoDB table and stream
+  resource policies, secret policies, KMS key policies, and queue and topic policies of a store's
+  members, e.g. a read model's feed) add the principals they name.
 * **Privilege escalation.** A service that may `iam:PassRole` a role together with an action that
   starts compute with it (ECS RunTask/StartTask/RegisterTaskDefinition/CreateService/UpdateService,
   Lambda CreateFunction/UpdateFunctionConfiguration, ...) or `sts:AssumeRole` it can become that
@@ -78,6 +79,8 @@ DYNAMODB_RESOURCE_POLICY = "aws:dynamodb/resourcePolicy:ResourcePolicy"
 SECRET_POLICY = "aws:secretsmanager/secretPolicy:SecretPolicy"
 KMS_KEY = "aws:kms/key:Key"
 KMS_KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
+QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 CACHE_USER = "aws:elasticache/user:User"
 CACHE_USER_GROUP = "aws:elasticache/userGroup:UserGroup"
 
@@ -662,6 +665,8 @@ class AccessModel:
             DYNAMODB_RESOURCE_POLICY: "resourceArn",
             SECRET_POLICY: "secretArn",
             KMS_KEY_POLICY: "keyId",
+            QUEUE_POLICY: "queueUrl",
+            TOPIC_POLICY: "arn",
         }
         documents: list[tuple[StackResource, StackResource | None, str | None, Any]] = []
         for r in self.resources:
@@ -671,7 +676,7 @@ class AccessModel:
                 documents.append(
                     (r, deps[0] if deps else None, _text(r.props, link), self._guard(lambda r=r: r.props.get("policy")))
                 )
-            elif r.resource_type == KMS_KEY and _in_data_component(r):
+            elif r.resource_type in (KMS_KEY, "aws:sqs/queue:Queue", "aws:sns/topic:Topic") and _in_data_component(r):
                 documents.append((r, r, None, self._guard(lambda r=r: r.props.get("policy"))))
         for policy, target, literal, document in documents:
             if not document:

@@ -582,19 +582,28 @@ class AccessModel:
     # --- mesh identities --------------------------------------------------------------------------
     def _identities(self) -> dict[str, StackResource]:
         """Envoy node cluster name (the service's mesh name) -> service, from each task definition."""
-        from .mesh import envoy_bootstrap  # late: mesh imports this module
-
         identities: dict[str, StackResource] = {}
+        self._bootstraps: dict[str, tuple[Any, str | None]] = {}
         for compute in self.computes:
             if compute.resource.resource_type != TASK_DEFINITION or not compute.services:
                 continue
-            bootstrap, problem = self._guard(lambda c=compute: envoy_bootstrap(c.resource)) or (None, "unknown")
+            bootstrap, problem = self._guard(lambda c=compute: self.bootstrap_of(c.resource)) or (None, "unknown")
             if problem is None:
                 node = mapping(mapping(bootstrap).get("node"))
                 name = node.get("cluster")
                 if isinstance(name, str) and name:
                     identities[name] = service_owner(compute.resource) or compute.services[0]
         return identities
+
+    def bootstrap_of(self, task_definition: StackResource) -> tuple[Any, str | None]:
+        """`mesh.envoy_bootstrap` of a task definition, parsed once per model (by URN)."""
+        from .mesh import envoy_bootstrap  # late: mesh imports this module
+
+        cached = self._bootstraps.get(task_definition.urn)
+        if cached is None:
+            cached = envoy_bootstrap(task_definition)  # an unknown value raises, and is not cached
+            self._bootstraps[task_definition.urn] = cached
+        return cached
 
     # --- data stores ------------------------------------------------------------------------------
     def stores(self) -> list[Store]:

@@ -61,7 +61,6 @@ from .core import (
     mapping,
     property_deps,
     service_owner,
-    service_owners,
     wildcard_match,
 )
 from .documents import InvalidPolicyDocument, Statement, action_matches, parse_policy
@@ -107,8 +106,6 @@ START_COMPUTE_ACTIONS = (
 )
 """Actions that start compute with a role the caller passes (iam:PassRole is the gate); from the
 privilege-escalation methods Rhino Security Labs documented for AWS IAM (PassRole + ...)."""
-
-ASSUME_ACTIONS = ("sts:AssumeRole",)
 
 ENDPOINT_KEYS: Mapping[str, tuple[str, ...]] = {
     RDS_INSTANCE: ("address", "endpoint", "identifier", "arn", "resourceId"),
@@ -369,10 +366,6 @@ class AccessModel:
         if value is None:
             return None
         return self._role_by_arn.get(value) or self._role_by_name.get(value.rsplit("/", 1)[-1])
-
-    @staticmethod
-    def owner_of(resource: StackResource) -> StackResource | None:
-        return service_owner(resource)
 
     # --- principals -------------------------------------------------------------------------------
     def _computes(self) -> list[Compute]:
@@ -947,7 +940,6 @@ __all__ = [
     "Store",
     "aws_managed_policy_name",
     "managed_policy_snapshot",
-    "service_owners",
 ]
 
 

@@ -658,6 +658,39 @@ TABLE: dict[str, TypeMap] = {
     "aws:secretsmanager/secretVersion:SecretVersion": TypeMap(
         "AWS::SecretsManager::Secret", {"secretId": None, "secretString": None}
     ),
+    "aws:acmpca/certificateAuthority:CertificateAuthority": TypeMap(
+        "AWS::ACMPCA::CertificateAuthority",
+        {
+            "type": "Type",
+            "usageMode": "UsageMode",
+            "keyStorageSecurityStandard": "KeyStorageSecurityStandard",
+            "certificateAuthorityConfiguration.keyAlgorithm": "KeyAlgorithm",
+            "certificateAuthorityConfiguration.signingAlgorithm": "SigningAlgorithm",
+            "certificateAuthorityConfiguration.subject": "Subject",
+            "revocationConfiguration": "RevocationConfiguration",
+            "certificateAuthorityConfiguration": None,
+            "permanentDeletionTimeInDays": None,
+            **_TAGS,
+        },
+    ),
+    "aws:acmpca/certificate:Certificate": TypeMap(
+        "AWS::ACMPCA::Certificate",
+        {
+            "certificateAuthorityArn": "CertificateAuthorityArn",
+            "certificateSigningRequest": "CertificateSigningRequest",
+            "signingAlgorithm": "SigningAlgorithm",
+            "templateArn": "TemplateArn",
+            "validity": "Validity",
+        },
+    ),
+    "aws:acmpca/certificateAuthorityCertificate:CertificateAuthorityCertificate": TypeMap(
+        "AWS::ACMPCA::CertificateAuthorityActivation",
+        {
+            "certificateAuthorityArn": "CertificateAuthorityArn",
+            "certificate": "Certificate",
+            "certificateChain": "CertificateChain",
+        },
+    ),
     # --- discovery -------------------------------------------------------------------------------
     "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace": TypeMap(
         "AWS::ServiceDiscovery::PrivateDnsNamespace",

@@ -691,6 +691,22 @@ TABLE: dict[str, TypeMap] = {
             "certificateChain": "CertificateChain",
         },
     ),
+    "aws:ecr/repository:Repository": TypeMap(
+        "AWS::ECR::Repository",
+        {
+            "name": "RepositoryName",
+            "imageTagMutability": "ImageTagMutability",
+            "imageScanningConfiguration": "ImageScanningConfiguration",
+            "encryptionConfigurations": None,  # a one-item list in Pulumi, an object in CFN
+            "forceDelete": None,
+            **_TAGS,
+        },
+        autoname="name",
+    ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": TypeMap(
+        "AWS::ECR::Repository",
+        {"repository": "RepositoryName", "policy": "LifecyclePolicy.LifecyclePolicyText"},
+    ),
     # --- discovery -------------------------------------------------------------------------------
     "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace": TypeMap(
         "AWS::ServiceDiscovery::PrivateDnsNamespace",

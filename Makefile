@@ -30,7 +30,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components services offline policies
+	$(BIN)/mypy components services offline policies apps
 
 unit: setup node_modules/.installed
 	$(BIN)/python -m pytest -n 2

@@ -63,12 +63,14 @@ def test_the_extra_service_gets_its_service_store_queue_rule_and_route(stack: st
 def test_following_the_readme_in_a_copy_of_the_project_previews_clean(tmp_path: Path) -> None:
     """The newcomer path: copy the project, add `services/<name>.py`, add it to one service's `calls`,
     run the offline preview with the policy pack: exit 0, the new service planned, no violation."""
-    for item in ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "components", "services", "offline", "policies"):
-        source = ROOT / item
+    skip = {".git", ".venv", "node_modules", "tests", "benchmarks", "out", ".mypy_cache", ".pytest_cache"}
+    for source in ROOT.iterdir():
+        if source.name in skip or source.name.endswith(".egg-info"):
+            continue
         if source.is_dir():
-            shutil.copytree(source, tmp_path / item, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, tmp_path / source.name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy(source, tmp_path / item)
+            shutil.copy(source, tmp_path / source.name)
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # the policy pack runs in the project's virtualenv
     publisher = next(s for s in extended_catalog() if s.publishes and s.name != EXTRA.name)
     (tmp_path / "services" / "shipping.py").write_text(

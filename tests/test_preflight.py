@@ -459,10 +459,20 @@ def test_saved_plan_files_are_checked_and_certain_failures_exit_1(
 
 
 def test_preview_runs_the_preflight_before_the_pack_and_no_preflight_skips_it(
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["preview", "--stack", "dev", "--no-policy"]) == 0
+    import offline.runtime
+
+    # The CLI's own code path, with the program run the other tests already paid for.
+    monkeypatch.setattr(offline.runtime, "run_program", lambda _dir, stack: preview(stack))
+    assert main(["preview", "--stack", "dev"]) == 0
     out = capsys.readouterr().out
-    assert "\nPreflight: 0 certain, " in out, out[-2000:]
+    assert "\nPreflight: 0 certain, " in out and "Policy violations: 0 mandatory" in out, out[-2000:]
+    assert out.index("\nPreflight: ") < out.index("Policy violations:"), "the preflight runs before the pack"
     assert main(["preview", "--stack", "dev", "--no-policy", "--no-preflight"]) == 0
     assert "Preflight:" not in capsys.readouterr().out
+    broken = copy.deepcopy(preview("dev"))
+    _edit(RDS, "users", _set("engineVersion", "16.6"))(broken.plan)
+    monkeypatch.setattr(offline.runtime, "run_program", lambda _dir, stack: broken)
+    assert main(["preview", "--stack", "dev", "--no-policy"]) == 1
+    assert "[rds-engine-version-and-class]" in capsys.readouterr().out

@@ -178,6 +178,8 @@ class FargateMicroserviceArgs:
     consume_queue_arns: Sequence[pulumi.Input[str]] = ()
     """SQS queues this service polls (grants exactly the consumer actions on them)."""
     mesh: MeshAttachment | None = None
+    app_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Extra plain settings for the app from the data patterns (saga command queue URL, saga ARN). Never credentials."""
     cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"
     """Graviton by default (cheaper; Fargate Spot supports ARM64 on platform 1.4.0). Images must be multi-arch."""
 
@@ -550,6 +552,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             env["EVENT_QUEUE_URLS"] = urls
         if args.mesh is not None:
             env.update(args.mesh.app_environment)
+        env.update(args.app_environment)
         return env
 
     def _app_secrets(self, bindings: Sequence[StoreBinding]) -> list[ContainerSecret]:

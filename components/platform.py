@@ -23,6 +23,8 @@ from components.microservice import AlbAttachment, FargateMicroservice, FargateM
 from components.network import Network, NetworkArgs
 from components.notification import NotificationFunction, NotificationFunctionArgs, NotificationSettings
 from components.observability import Observability, ObservabilityArgs, ServiceMetrics
+from components.patterns import PatternContext
+from components.patterns.wiring import Patterns, build_patterns, pattern_environment
 from services.notification.contracts import SCHEMA_DIR
 from services.spec import ServiceSpec
 
@@ -78,6 +80,8 @@ class Platform:
     """The mTLS mesh: Cloud Map namespace, mesh CA, one identity and registry per Fargate service."""
     observability: Observability | None = None
     """The alarm topic every alarm notifies, the DLQ/Lambda alarms and the environment's dashboard."""
+    patterns: Patterns | None = None
+    """Sagas, outboxes and read models the specs declare (components/patterns/)."""
 
     def exports(self) -> dict[str, Any]:
         return {
@@ -94,6 +98,7 @@ class Platform:
             "serviceLogGroups": {name: s.log_group_name for name, s in self.services.items()},
             **(self.mesh.exports() if self.mesh is not None else {}),
             **(self.observability.exports() if self.observability is not None else {}),
+            **(self.patterns.exports() if self.patterns is not None else {}),
         }
 
 
@@ -183,6 +188,20 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             tags=tags,
         ),
     )
+    # Data patterns (sagas, outboxes, read models): what each app is told, from fixed names.
+    patterns_ctx = PatternContext(
+        prefix=prefix,
+        environment=env,
+        account_id=identity.account_id,
+        region=config.region,
+        partition=partition,
+        kms_key_arn=key.key_arn,
+        log_retention_days=config.observability.log_retention_days,
+        tracing=config.observability.tracing,
+        tags=tags,
+        alarm_topic_arn=observability.alarm_topic_arn,
+    )
+    pattern_env = pattern_environment(inputs.catalog, patterns_ctx)
     services = {
         spec.name: FargateMicroservice(
             f"{prefix}-{spec.name}",
@@ -207,20 +226,27 @@ def build_platform(inputs: PlatformInputs) -> Platform:
                 alarm_topic_arn=observability.alarm_topic_arn,
                 alb=AlbAttachment.from_edge(edge.attachment, **mesh.alb_target(spec.name)) if spec.is_public else None,
                 mesh=mesh.attachment_for(spec.name),
-                publish_bus_arn=events.bus_arn if spec.publishes else None,
+                # A service with an outbox publishes through its pipe only: no PutEvents for its task role.
+                publish_bus_arn=events.bus_arn if spec.publishes and spec.outbox is None else None,
                 consume_queue_arns=[events.queue_arn_for(spec.name)] if spec.name in events.queue_consumers else [],
+                app_environment=pattern_env.get(spec.name, {}),
             ),
         )
         for spec in inputs.catalog
         if spec.kind == "fargate"
     }
-    events.allow_publishers({name: s.task_role_arn for name, s in services.items() if s.spec.publishes})
+    patterns = build_patterns(
+        inputs.catalog, patterns_ctx, services, events, {name: f"{prefix}-{name}" for name in services}
+    )
+    events.allow_publishers(
+        {name: patterns.publisher_role_arn(name, s.task_role_arn) for name, s in services.items() if s.spec.publishes}
+    )
     # Now that every service has its roles and security group: each mesh identity becomes readable by
     # its own execution role only, and security groups open the mesh port along the call graph only.
     for name, service in services.items():
         mesh.restrict_identity(name, service.execution_role_arn)
     mesh.connect_security_groups({name: service.security_group_id for name, service in services.items()})
-    _watch(observability, cluster, events, notification, services)
+    _watch(observability, cluster, events, notification, services, patterns)
     return Platform(
         key=key,
         network=network,
@@ -232,6 +258,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         services=services,
         mesh=mesh,
         observability=observability,
+        patterns=patterns,
     )
 
 
@@ -241,20 +268,24 @@ def _watch(
     events: EventBus,
     notification: NotificationFunction | None,
     services: dict[str, FargateMicroservice],
+    patterns: Patterns,
 ) -> None:
     """What sits between the services: every dead-letter queue (the bus's and the function's failure
     queue), the notification function, then the dashboard over all of it and the services."""
     queues = dict(events.dead_letter_queue_names)
     if notification is not None:
         queues["notification-failures"] = notification.failure_queue_name
+    queues |= patterns.dead_letter_queue_names
     observability.watch_queues(queues)
     if notification is not None:
         observability.watch_function("notification", notification.function_name)
+    for purpose, function_name in patterns.projection_functions.items():
+        observability.watch_function(purpose, function_name)
     observability.publish_dashboard(
         cluster_name=cluster.cluster_name,
         services={name: ServiceMetrics.of(service) for name, service in services.items()},
         bus_name=events.bus_name,
-        rule_names=[rule.name for rule in events.rules.values()],
+        rule_names=[rule.name for rule in events.rules.values()] + patterns.rule_names,
     )
 
 

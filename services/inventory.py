@@ -10,6 +10,7 @@ SPEC = ServiceSpec(
     run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
     container_port=8080,
     health_check_path="/health",
+    api_contract="interfaces/openapi/inventory.yaml",
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/inventory",),
     data_stores=(PostgresStore(name="inventory-db", database_name="inventory"),),

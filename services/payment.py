@@ -10,6 +10,7 @@ SPEC = ServiceSpec(
     run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
     container_port=8080,
     health_check_path="/health",
+    api_contract="interfaces/openapi/payment.yaml",
     sizing={"cpu": 512, "memory": 1024},
     data_stores=(RedisStore(name="payment-cache"),),
     publishes=("PaymentCaptured",),

@@ -9,6 +9,7 @@ SPEC = ServiceSpec(
     run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
     container_port=8080,
     health_check_path="/health",
+    api_contract="interfaces/openapi/user.yaml",
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/users",),
     data_stores=(PostgresStore(name="users-db", database_name="users"),),

@@ -13,6 +13,15 @@ parent chain leads to that other service component):
 The database's security group must also not admit CIDR ranges or groups of no service: only the
 owner's own security groups.
 
+The data patterns (components/patterns/) are held to the same rule:
+* read models and outboxes (event stores) are DynamoDB tables like any other: an IAM grant on one by a
+  role of NO service (a projection or pipe declared outside its owner's component) is reported, and
+  so is a pipe or event source mapping of no service that reads a database's stream;
+* a saga's state machine belongs to the service whose component declares it. Other services may
+  hold exactly `states:SendTaskSuccess`, `states:SendTaskFailure` and `states:SendTaskHeartbeat`
+  on its exact ARN (the answers of saga participants); any other `states:` action on it, or a
+  wildcard resource covering it, shares the orchestrator's workflow and is reported.
+
 ARN patterns are matched on their service and resource parts; region and account are not compared
 (a pattern for another region still names the table if it is deployed there).
 """
@@ -57,6 +66,10 @@ from .core import (
 from .documents import InvalidPolicyDocument, actions_for_services, parse_policy
 from .firewall import ingress_edges
 
+STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
+STREAM_READERS = ("aws:pipes/pipe:Pipe", "aws:lambda/eventSourceMapping:EventSourceMapping")
+"""Resources that read a database's stream on someone's behalf: they must belong to its owner."""
+SAGA_ANSWERS = frozenset({"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"})
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 MANAGED_POLICY = "aws:iam/policy:Policy"
@@ -115,7 +128,11 @@ def check_no_shared_databases(resources: Sequence[StackResource], config: Config
     owned = [db for db in databases if db.owner is not None]
     by_member = {urn: db for db in owned for urn in db.members}
     yield from deferred.each(resources, lambda r: _dependencies(r, by_member))
-    yield from deferred.each(_grantees(resources).values(), lambda entry: _iam_grants(*entry, owned))
+    grantees = _grantees(resources)
+    yield from deferred.each(grantees.values(), lambda entry: _iam_grants(*entry, owned))
+    yield from deferred.each(_ownerless_grantees(resources), lambda policy: _ownerless_grants(policy, owned))
+    machines = [r for r in resources if r.resource_type == STATE_MACHINE and service_owner(r) is not None]
+    yield from deferred.each(grantees.values(), lambda entry: _saga_grants(*entry, machines))
     sg_owner = {sg.urn: db for db in owned for sg in _security_groups(db)}
     yield from deferred.each(resources, lambda r: _ingress(r, sg_owner))
     task_definitions = [r for r in resources if r.resource_type == TASK_DEFINITION]
@@ -212,6 +229,13 @@ def _foreign_owner(resource: StackResource, db: Database) -> StackResource | Non
 
 
 def _dependencies(resource: StackResource, by_member: Mapping[str, Database]) -> Iterator[Finding]:
+    if resource.resource_type in STREAM_READERS and service_owner(resource) is None:
+        for dep in depends_on(resource):
+            db = by_member.get(dep.urn)
+            if db is not None:
+                detail = f"{resource.resource_type} '{resource.name}' of no service reads it"
+                yield Finding(_beyond_owner(db, detail), resource.urn)
+                return
     seen: set[str] = set()
     for dep in depends_on(resource):
         db = by_member.get(dep.urn)
@@ -250,6 +274,82 @@ def _grantees(resources: Sequence[StackResource]) -> dict[str, tuple[StackResour
                 for role in roles:
                     add(policy, role)
     return by_urn
+
+
+def _ownerless_grantees(resources: Sequence[StackResource]) -> list[StackResource]:
+    """Role policies (inline or attached) whose role belongs to no service component."""
+    found: dict[str, StackResource] = {}
+    for r in resources:
+        if r.resource_type == ROLE and service_owner(r) is None and r.props.get("inlinePolicies"):
+            found[r.urn] = r
+        if r.resource_type == ROLE_POLICY:
+            roles = property_deps(r, "role", ROLE)
+            if roles and all(service_owner(role) is None for role in roles) and service_owner(r) is None:
+                found[r.urn] = r
+        if r.resource_type in (ROLE_POLICY_ATTACHMENT, POLICY_ATTACHMENT):
+            roles = property_deps(r, "role", ROLE) + property_deps(r, "roles", ROLE)
+            if roles and all(service_owner(role) is None for role in roles):
+                for policy in property_deps(r, "policyArn", MANAGED_POLICY):
+                    found[policy.urn] = policy
+    return list(found.values())
+
+
+def _ownerless_grants(policy: StackResource, databases: Iterable[Database]) -> Iterator[Finding]:
+    for document in _documents(policy):
+        try:
+            statements = parse_policy(document)
+        except (InvalidPolicyDocument, InvalidJson):
+            continue
+        for statement in (s for s in statements if s.allows):
+            actions, patterns = statement.action_patterns(), statement.resource_patterns()
+            for db in databases:
+                grant = _grant(actions, patterns, db)
+                if grant:
+                    detail = f"{policy.resource_type} '{policy.name}' of no service grants {grant}"
+                    yield Finding(_beyond_owner(db, detail), policy.urn)
+
+
+def _saga_grants(
+    policy: StackResource, services: list[StackResource], machines: Sequence[StackResource]
+) -> Iterator[Finding]:
+    """Another service's grants on a saga's state machine: only the participants' answers, on its exact ARN."""
+    for document in _documents(policy):
+        try:
+            statements = parse_policy(document)
+        except (InvalidPolicyDocument, InvalidJson):
+            continue
+        for statement in (s for s in statements if s.allows):
+            actions, patterns = statement.action_patterns(), statement.resource_patterns()
+            relevant = actions_for_services(actions, ("states",))
+            if not relevant:
+                continue
+            for machine in machines:
+                owner = service_owner(machine)
+                arn = known(machine.props, "arn")
+                name = known(machine.props, "name")
+                if owner is None or not isinstance(arn, str) or not arn:
+                    continue
+                handle = Handle(("states",), (f"stateMachine:{name if isinstance(name, str) and name else HOLE}",), arn)
+                covering = [p for p in patterns if handle.covered_by(p)]
+                if not covering:
+                    continue
+                for service in services:
+                    if service.urn == owner.urn:
+                        continue
+                    extra = [a for a in relevant if a not in SAGA_ANSWERS]
+                    wild = [p for p in covering if p != arn]
+                    if not extra and not wild:
+                        continue
+                    what = (
+                        f"{', '.join(extra)} (participants may only answer: {', '.join(sorted(SAGA_ANSWERS))})"
+                        if extra
+                        else f"{', '.join(relevant)} on {', '.join(wild)} (name the state machine's exact ARN)"
+                    )
+                    yield Finding(
+                        f"Saga state machine '{machine.name}' owned by service '{owner.name}' is shared with service "
+                        f"'{service.name}': {policy.resource_type} '{policy.name}' grants {what}",
+                        policy.urn,
+                    )
 
 
 def _documents(policy: StackResource) -> Iterator[Any]:

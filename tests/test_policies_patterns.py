@@ -7,8 +7,8 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-
 from guardrails import ownership
+
 from offline.policy_runner import run_policy_pack
 from tests.conftest import ROOT
 from tests.policy_fixtures import ROLE, ROLE_POLICY, Stack, allow, arn, platform, policy_document

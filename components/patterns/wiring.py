@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import pulumi
 
@@ -34,15 +35,17 @@ from services.spec import ServiceSpec
 COMMAND_QUEUE_ENV = "SAGA_COMMAND_QUEUE_URL"
 
 
-class _Service:
-    """What the patterns need from a FargateMicroservice (duck-typed, for tests)."""
+class _Service(Protocol):
+    """What the patterns need from a FargateMicroservice."""
 
     task_role_name: pulumi.Output[str]
     task_role_arn: pulumi.Output[str]
-    stores: Mapping[str, object]
+
+    @property
+    def stores(self) -> Mapping[str, Any]: ...
 
 
-class _Bus:
+class _Bus(Protocol):
     bus_arn: pulumi.Output[str]
     bus_name: pulumi.Output[str]
     targets_dlq_arn: pulumi.Output[str]
@@ -132,7 +135,7 @@ def build_patterns(
                 task_role_name=service.task_role_name,
                 context=ctx,
             ),
-            opts=pulumi.ResourceOptions(parent=service),  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(parent=service),  # type: ignore[arg-type]  # a ComponentResource
         )
     for spec in catalog:
         owner = services.get(spec.name)
@@ -162,8 +165,8 @@ def build_patterns(
                     service=spec.name,
                     event_source=by_name[spec.name].event_source,
                     detail_types=spec.publishes,
-                    table_arn=table.table.arn,  # type: ignore[attr-defined]
-                    stream_arn=table.stream_arn,  # type: ignore[attr-defined]
+                    table_arn=table.table.arn,
+                    stream_arn=table.stream_arn,
                     bus_arn=bus.bus_arn,
                     context=ctx,
                 ),
@@ -176,8 +179,8 @@ def build_patterns(
                 ReadModelArgs(
                     service=spec.name,
                     model=model,
-                    table_arn=table.table.arn,  # type: ignore[attr-defined]
-                    table_name=table.table.name,  # type: ignore[attr-defined]
+                    table_arn=table.table.arn,
+                    table_name=table.table.name,
                     bus_name=bus.bus_name,
                     targets_dlq_arn=bus.targets_dlq_arn,
                     context=ctx,

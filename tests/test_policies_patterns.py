@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 from guardrails import ownership
 
-from offline.policy_runner import run_policy_pack
+from offline.policy import run_policy_pack
 from tests.conftest import ROOT
 from tests.policy_fixtures import ROLE, ROLE_POLICY, Stack, allow, arn, platform, policy_document
 from tests.test_policies import found

@@ -9,6 +9,7 @@ three JSON paths, between those steps.)"""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -225,3 +226,17 @@ def test_an_order_and_its_event_travel_from_one_transaction_to_a_consumer_queue(
         (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
         delivered = json.loads(message["Body"])
         assert delivered["detail-type"] == "OrderPlaced" and delivered["detail"] == placed
+
+
+def test_the_offline_mocks_answer_pipes_and_state_machines_with_real_arn_formats(
+    dev_plan: Plan, pipes_model: Any
+) -> None:
+    """The ARNs the mocks return for the new types follow AWS's formats (botocore's PipeArn pattern;
+    Step Functions' `arn:aws:states:<region>:<account>:stateMachine:<name>`)."""
+    pattern = pipes_model.shape_for("PipeArn").metadata["pattern"]
+    pipe = only(dev_plan, PIPE, "order-outbox-pipe")
+    assert re.fullmatch(pattern, pipe.outputs["arn"]), pipe.outputs["arn"]
+    assert pipe.outputs["arn"] == f"arn:aws:pipes:us-east-1:123456789012:pipe/{pipe.inputs['name']}"
+    for machine in dev_plan.of_type("aws:sfn/stateMachine:StateMachine"):
+        assert machine.outputs["arn"] == f"arn:aws:states:us-east-1:123456789012:stateMachine:{machine.inputs['name']}"
+        assert re.fullmatch(pattern, machine.outputs["arn"])  # the generic ARN grammar of the same model

@@ -28,7 +28,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components services offline policies interfaces
+	$(BIN)/mypy components services offline policies apps interfaces
 
 unit: setup
 	$(BIN)/python -m pytest -n 2

@@ -155,6 +155,23 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "registryId": ACCOUNT_ID,
         },
     ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": Shape(
+        id=lambda c: str(c.inputs.get("repository", c.physical)),
+        name_key=None,
+        outputs=lambda c: {"registryId": ACCOUNT_ID},
+    ),
+    # The docker-build provider's image (pulumi-docker-build): nothing is built offline. The digest is
+    # derived from the build inputs (context, Dockerfile, platforms, tags: the tag is a source hash),
+    # and `ref` is `<first tag>@<digest>` as the provider reports for a pushed image.
+    "docker-build:index:Image": Shape(
+        id=lambda c: _image_digest(c),
+        name_key=None,
+        outputs=lambda c: {
+            "digest": _image_digest(c),
+            "ref": f"{(c.inputs.get('tags') or [c.name])[0]}@{_image_digest(c)}",
+            "contextHash": _issued(c, 64),
+        },
+    ),
     "aws:appautoscaling/target:Target": Shape(
         id=lambda c: str(c.inputs.get("resourceId", c.physical)),
         name_key=None,
@@ -595,6 +612,10 @@ def _issued(c: Ctx, length: int) -> str:
     return _digest(c.seed, json.dumps(c.inputs, sort_keys=True, default=str), length=length)
 
 
+def _image_digest(c: Ctx) -> str:
+    return f"sha256:{_issued(c, 64)}"
+
+
 def _pem(label: str, body: str) -> str:
     return f"-----BEGIN {label}-----\nMOCK{body}\n-----END {label}-----\n"
 
@@ -646,6 +667,15 @@ INVOKES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
         "zoneIds": [f"use1-az{i}" for i in range(1, 7)],
         "id": region,
         "groupNames": [region],
+    },
+    # Docker credentials for the account's registry: AWS answers user "AWS" and a 12-hour token.
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda args, region: {
+        "authorizationToken": "QVdTOm1vY2stZWNyLXRva2Vu",
+        "userName": "AWS",
+        "password": "mock-ecr-token",
+        "proxyEndpoint": f"https://{args.get('registryId') or ACCOUNT_ID}.dkr.ecr.{region}.{DNS_SUFFIX}",
+        "expiresAt": "2026-11-29T18:00:00Z",
+        "id": region,
     },
     "aws:elb/getServiceAccount:getServiceAccount": lambda args, region: {
         "arn": f"arn:{PARTITION}:iam::127311923021:root",

@@ -1,5 +1,5 @@
-"""Order service: places orders. Owns the orders DynamoDB table, its event store (the outbox that
-publishes OrderPlaced/OrderCancelled) and the order-history read model; orchestrates the
+"""Order service: places orders. Owns the orders DynamoDB table (also its outbox, which publishes
+OrderPlaced/OrderCancelled through an EventBridge Pipe) and the order-history read model; orchestrates the
 order-placement saga over inventory and payment; calls inventory, payment and user through the mesh."""
 
 from services.spec import (
@@ -11,29 +11,34 @@ from services.spec import (
     SagaStep,
     ServiceSpec,
     Subscription,
+    reference_image,
 )
 
 SPEC = ServiceSpec(
     name="order",
     description="Order placement and lifecycle",
-    image="public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine",
-    run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
-    container_port=8080,
-    health_check_path="/health",
+    # The reference app in apps/order/, built and pushed to its own ECR repository by `pulumi up`.
+    **reference_image("order"),
     sizing={"cpu": 512, "memory": 1024},
     public_paths=("/orders",),
     calls=("inventory", "payment", "user"),
-    uses=("inventory.getStock", "payment.getPayment", "user.getUser"),
+    uses=(
+        "user.getUser",
+        "inventory.reserveStock",
+        "inventory.releaseReservation",
+        "payment.authorizePayment",
+        "payment.voidPayment",
+    ),
     api_contract="interfaces/openapi/order.yaml",
     data_stores=(
-        DynamoStore(name="orders-table", hash_key="orderId", ttl_attribute="expiresAt"),
-        # Event store + outbox: one item per domain event, written in the same transaction as the order.
-        DynamoStore(name="order-events", hash_key="aggregateId", range_key="sequence", range_key_type="N", stream=True),
+        # Orders AND their outbox: the app writes the order and an `outbox#<eventId>` item in one transaction;
+        # the table's stream feeds the outbox pipe (components/patterns/outbox.py).
+        DynamoStore(name="orders-table", hash_key="orderId", ttl_attribute="expiresAt", stream=True),
         # CQRS read side: a user's orders, kept by the order-history projection.
         DynamoStore(name="order-history", hash_key="userId", range_key="orderId"),
     ),
     publishes=("OrderPlaced", "OrderCancelled"),
-    outbox=Outbox(store="order-events"),
+    outbox=Outbox(store="orders-table"),
     read_models=(
         ReadModel(
             name="order-history",

@@ -6,7 +6,9 @@ Prism (@stoplight/prism-cli, pinned in package.json)."""
 from __future__ import annotations
 
 import copy
+import importlib
 import json
+import re
 import socket
 import subprocess
 import time
@@ -66,7 +68,7 @@ def test_every_fargate_service_has_a_valid_openapi_31_contract(spec: ServiceSpec
 
 def test_an_invalid_document_is_rejected_with_its_path(tmp_path: Path) -> None:
     document = yaml.safe_load((ROOT / "interfaces/openapi/payment.yaml").read_text())
-    del document["paths"]["/payments/{paymentId}"]["get"]["parameters"][0]["in"]
+    del document["paths"]["/payments/authorizations/{authorizationId}"]["get"]["parameters"][0]["in"]
     path = tmp_path / "payment.yaml"
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(ContractError, match=r"payment\.yaml: invalid OpenAPI 3\.1 document: "):
@@ -77,7 +79,7 @@ def test_an_invalid_document_is_rejected_with_its_path(tmp_path: Path) -> None:
 
 
 def test_every_operation_a_caller_uses_exists_in_the_callee_s_contract() -> None:
-    assert used_operations(CATALOG)["payment"] == {"getPayment": ["order"]}
+    assert used_operations(CATALOG)["payment"] == {"authorizePayment": ["order"], "voidPayment": ["order"]}
     assert check_callers(CATALOG, CONTRACTS) == []
 
 
@@ -110,10 +112,10 @@ def test_the_current_contracts_are_compatible_with_their_released_versions() -> 
 def test_removing_an_operation_in_use_fails_and_an_unused_one_may_go() -> None:
     old = CONTRACTS["payment"]
     new = _copy(old)
-    del new.document["paths"]["/payments/{paymentId}"]["get"]
-    del new.document["paths"]["/payments/{paymentId}/void"]
-    assert check_compatible(old, new, ["getPayment"]) == [
-        "payment.getPayment (v1.0.0 -> v1.1.0): the operation was removed"
+    del new.document["paths"]["/payments/authorizations/{authorizationId}"]
+    del new.document["paths"]["/payments/authorizations/{authorizationId}/void"]
+    assert check_compatible(old, new, ["voidPayment"]) == [
+        "payment.voidPayment (v1.0.0 -> v1.1.0): the operation was removed"
     ]
     assert check_compatible(old, new, ["authorizePayment"]) == []
 
@@ -121,9 +123,9 @@ def test_removing_an_operation_in_use_fails_and_an_unused_one_may_go() -> None:
 def test_narrowing_an_operation_in_use_fails() -> None:
     old = CONTRACTS["inventory"]
     new = _copy(old, "2.0.0")
-    get = new.document["paths"]["/inventory/{sku}"]["get"]
+    get = new.document["paths"]["/inventory/items/{sku}"]["get"]
     get["parameters"].append({"name": "warehouse", "in": "query", "required": True, "schema": {"type": "string"}})
-    new.document["components"]["schemas"]["Sku"]["pattern"] = "^[A-Z]{3}$"
+    get["parameters"][0]["schema"]["pattern"] = "^[A-Z]{3}$"
     del new.document["components"]["schemas"]["Stock"]["properties"]["reserved"]
     assert check_compatible(old, new, ["getStock"]) == [
         "inventory.getStock (v1.0.0 -> v2.0.0): path parameter 'sku': pattern changed to '^[A-Z]{3}$'",
@@ -136,7 +138,11 @@ def test_narrowing_a_request_body_fails_and_widening_it_passes() -> None:
     old = CONTRACTS["payment"]
     narrower = _copy(old, "2.0.0")
     schemas = narrower.document["components"]["schemas"]
-    schemas["AuthorizationRequest"]["properties"]["orderId"]["maxLength"] = 16
+    schemas["AuthorizationRequest"]["properties"]["orderId"] = {
+        "type": "string",
+        "pattern": "^[A-Za-z0-9_-]{1,64}$",
+        "maxLength": 16,
+    }
     schemas["AuthorizationRequest"]["required"].append("customerId")
     schemas["AuthorizationRequest"]["properties"]["customerId"] = {"type": "string"}
     assert check_compatible(old, narrower, ["authorizePayment"]) == [
@@ -146,7 +152,7 @@ def test_narrowing_a_request_body_fails_and_widening_it_passes() -> None:
         "to 16",
     ]
     wider = _copy(old)
-    wider.document["components"]["schemas"]["AuthorizationRequest"]["properties"]["orderId"]["maxLength"] = 128
+    wider.document["components"]["schemas"]["AuthorizationRequest"]["properties"]["providerHint"] = {"type": "string"}
     assert check_compatible(old, wider, ["authorizePayment"]) == []
 
 
@@ -248,13 +254,13 @@ def _resolved_schema(contract: Contract, name: str) -> dict[str, Any]:
 
 
 def test_the_consumer_s_call_is_answered_by_the_provider_s_contract(payment_stub: str) -> None:
-    status, payment = _call(f"{payment_stub}/payments/pay_9d2e41")
+    status, payment = _call(f"{payment_stub}/payments/authorizations/auth_9d2e41")
     assert status == 200
     schema = json.loads(
-        json.dumps(_resolved_schema(CONTRACTS["payment"], "Payment")).replace("#/components/schemas/", "#/$defs/")
+        json.dumps(_resolved_schema(CONTRACTS["payment"], "Authorization")).replace("#/components/schemas/", "#/$defs/")
     )
     jsonschema.validate(payment, schema)
-    assert payment["status"] in {"AUTHORIZED", "CAPTURED", "VOIDED", "DECLINED"}
+    assert payment["status"] in {"AUTHORIZED", "VOIDED", "DECLINED"}
 
 
 def test_the_stub_rejects_a_request_the_contract_forbids(payment_stub: str) -> None:
@@ -269,6 +275,29 @@ def test_the_stub_rejects_a_request_the_contract_forbids(payment_stub: str) -> N
         f"{payment_stub}/payments/authorizations",
         "POST",
         {"orderId": "ord-1", "amount": {"value": "1.00", "currency": "EUR"}},
-        {"Idempotency-Key": "ord-1:AuthorizePayment"},
+        {"Idempotency-Key": "ord-1-authorize"},
     )
     assert status == 201
+
+
+# --- the contracts describe the reference apps ---------------------------------------------------
+
+
+def _route_key(method: str, path: str) -> tuple[str, str]:
+    return method.upper(), re.sub(r"\{[^}]+\}", "{}", path)
+
+
+@pytest.mark.parametrize("spec", FARGATE, ids=lambda s: s.name)
+def test_the_reference_app_serves_exactly_the_operations_of_its_contract(spec: ServiceSpec) -> None:
+    """apps/<service>/app.py's routes (method + path) and the contract's operations are the same set."""
+    module = importlib.import_module(f"apps.{spec.name}.app")
+    routes = {
+        _route_key(method, route.path)
+        for route in module.build().routes
+        for method in (getattr(route, "methods", None) or ())
+        if method != "HEAD"
+    }
+    operations = {_route_key(op.method, op.path) for op in CONTRACTS[spec.name].operations.values()}
+    assert routes == operations, (
+        f"{spec.name}: app only {sorted(routes - operations)}, contract only {sorted(operations - routes)}"
+    )

@@ -84,8 +84,8 @@ def test_the_planned_pipe_is_a_valid_create_pipe_request(stack_plan: Plan, pipes
         assert client.describe_pipe(Name=request["Name"])["SourceParameters"] == source
 
 
-def test_the_event_store_streams_new_images_and_only_the_pipe_role_publishes_order_events(dev_plan: Plan) -> None:
-    table = only(dev_plan, "aws:dynamodb/table:Table", "ms-dev-order-order-events")
+def test_the_outbox_table_streams_new_images_and_only_the_pipe_role_publishes_order_events(dev_plan: Plan) -> None:
+    table = only(dev_plan, "aws:dynamodb/table:Table", "ms-dev-order-orders-table")
     assert table.inputs["streamEnabled"] is True and table.inputs["streamViewType"] == "NEW_IMAGE"
     pipe = only(dev_plan, PIPE, "order-outbox-pipe")
     assert pipe.inputs["source"] == table.outputs["streamArn"]
@@ -104,14 +104,16 @@ def test_the_event_store_streams_new_images_and_only_the_pipe_role_publishes_ord
     assert "events:PutEvents" not in task.inputs["policy"], "the order app publishes through its outbox only"
 
 
-def _event_item(order_id: str, sequence: int, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+def _outbox_item(event_id: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An outbox item exactly as apps/order/app.py writes it (`OrderService._outbox_put`)."""
     return {
-        "aggregateId": {"S": order_id},
-        "sequence": {"N": str(sequence)},
-        "eventId": {"S": f"evt-{order_id}-{sequence}"},
+        "orderId": {"S": f"outbox#{event_id}"},
+        "recordType": {"S": "outbox"},
         "detailType": {"S": detail_type},
-        "detail": {"S": json.dumps(detail)},
-        "occurredAt": {"S": detail["occurredAt"]},
+        "detail": {"S": json.dumps(detail, separators=(",", ":"))},
+        "aggregateId": {"S": str(detail["orderId"])},
+        "createdAt": {"S": detail["occurredAt"]},
+        "expiresAt": {"N": "1900000000"},
     }
 
 
@@ -121,62 +123,56 @@ def test_an_order_and_its_event_travel_from_one_transaction_to_a_consumer_queue(
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(
-            TableName="order-events",
-            KeySchema=[
-                {"AttributeName": "aggregateId", "KeyType": "HASH"},
-                {"AttributeName": "sequence", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "aggregateId", "AttributeType": "S"},
-                {"AttributeName": "sequence", "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-        )
-        dynamodb.create_table(
             TableName="orders",
             KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
         )
-        # The app's write: state and event together, the event conditional on its sequence being new.
+        # The app's write: the order and its outbox item in one transaction.
+        order_item = {"orderId": {"S": "ord-7"}, "recordType": {"S": "order"}, "status": {"S": "PLACED"}}
         dynamodb.transact_write_items(
             TransactItems=[
-                {"Put": {"TableName": "orders", "Item": {"orderId": {"S": "ord-7"}, "status": {"S": "PENDING"}}}},
                 {
                     "Put": {
-                        "TableName": "order-events",
-                        "Item": _event_item("ord-7", 1, "OrderPlaced", placed),
-                        "ConditionExpression": "attribute_not_exists(#s)",
-                        "ExpressionAttributeNames": {"#s": "sequence"},
+                        "TableName": "orders",
+                        "Item": order_item,
+                        "ConditionExpression": "attribute_not_exists(orderId)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": "orders",
+                        "Item": _outbox_item("e7", "OrderPlaced", placed),
+                        "ConditionExpression": "attribute_not_exists(orderId)",
                     }
                 },
             ]
         )
-        # Another item that is not an event (an update of the event record, e.g. a TTL mark) and an event type
-        # the service does not publish must not pass the filter.
+        # Neither a later update of the outbox item nor an outbox item of a type the service does not
+        # publish may pass the filter (and the order item itself is no event).
         dynamodb.update_item(
-            TableName="order-events",
-            Key={"aggregateId": {"S": "ord-7"}, "sequence": {"N": "1"}},
-            UpdateExpression="SET expiresAt = :t",
-            ExpressionAttributeValues={":t": {"N": "1"}},
+            TableName="orders",
+            Key={"orderId": {"S": "outbox#e7"}},
+            UpdateExpression="SET publishedAt = :t",
+            ExpressionAttributeValues={":t": {"S": "2025-03-14T09:27:00Z"}},
         )
-        dynamodb.put_item(TableName="order-events", Item=_event_item("ord-8", 1, "OrderShipped", placed))
+        dynamodb.put_item(TableName="orders", Item=_outbox_item("e8", "OrderShipped", placed))
 
         # moto routes account-id-based endpoints to DynamoDB itself: ask botocore for the streams endpoint.
         streams = boto3.client(
             "dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled")
         )
-        stream_arn = dynamodb.describe_table(TableName="order-events")["Table"]["LatestStreamArn"]
+        stream_arn = dynamodb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
         shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
         iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
         records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
-        assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "INSERT"]
+        assert [r["eventName"] for r in records] == ["INSERT", "INSERT", "MODIFY", "INSERT"]
 
         pattern = EventPattern.load(json.dumps(filter_pattern(["OrderPlaced", "OrderCancelled"])))
         wire = [json.loads(json.dumps(r, default=str)) for r in records]
         passed = [r for r in wire if pattern.matches_event(r)]
-        assert len(passed) == 1 and passed[0]["dynamodb"]["NewImage"]["eventId"]["S"] == "evt-ord-7-1"
+        assert len(passed) == 1 and passed[0]["dynamodb"]["NewImage"]["orderId"]["S"] == "outbox#e7"
 
         # The enrichment: the decoder workflow, run by moto's interpreter on the batch the pipe passes.
         sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -191,7 +187,8 @@ def test_an_order_and_its_event_travel_from_one_transaction_to_a_consumer_queue(
             time.sleep(0.02)
         assert status["status"] == "SUCCEEDED", status
         (decoded,) = json.loads(status["output"])
-        assert decoded["eventId"] == "evt-ord-7-1" and decoded["detail"] == placed
+        assert decoded["aggregateId"] == "ord-7" and decoded["detail"] == placed
+        assert decoded["occurredAt"] == placed["occurredAt"]
         jsonschema.validate(decoded["detail"], schema)
 
         # The pipe's target parameters (JSON paths into the decoded record) -> PutEvents on the bus.

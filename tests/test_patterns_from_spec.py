@@ -110,7 +110,7 @@ def test_a_saga_step_and_a_read_model_from_the_specs_alone() -> None:
                     ),
                 ),
             ),
-            "service spec 'order': read_models.xyz.store = 'users-db': not one of its DynamoDB stores (order-events, order-history, orders-table)",
+            "service spec 'order': read_models.xyz.store = 'users-db': not one of its DynamoDB stores (order-history, orders-table)",
         ),
         (
             lambda: _edit(
@@ -128,7 +128,7 @@ def test_a_saga_step_and_a_read_model_from_the_specs_alone() -> None:
         ),
         (
             lambda: _edit("user", outbox=next(s for s in CATALOG if s.name == "order").outbox),
-            "service spec 'user': outbox.store = 'order-events': not one of its DynamoDB stores (none)",
+            "service spec 'user': outbox.store = 'orders-table': not one of its DynamoDB stores (none)",
         ),
         (
             lambda: _edit("order", uses=("payment.getPayment", "shipping.track")),

@@ -1,31 +1,31 @@
-"""Outbox / event store (seed: Event Sourcing; AWS Prescriptive Guidance "transactional outbox"):
-a service's own DynamoDB table stream -> an EventBridge Pipe -> the bus. No glue Lambda.
+"""Outbox (seed: Event Sourcing; AWS Prescriptive Guidance "transactional outbox"): a service's own
+DynamoDB table stream -> an EventBridge Pipe -> the bus. No glue Lambda, no relay in the app.
 
 The app writes its state change AND the event in ONE `TransactWriteItems` (so an event is published
-if and only if the change is committed). Each event is one item of the event-store table:
+if and only if the change is committed). The event is an outbox item of the same table (the layout
+apps/order/app.py writes):
 
-    aggregateId (S)  the aggregate's id (e.g. the order id)                       hash key
-    sequence    (N)  1, 2, ... per aggregate; put with attribute_not_exists(sequence) range key
-                     (optimistic concurrency: two writers of the same version cannot both win)
-    eventId     (S)  a UUID, unique per event
-    detailType  (S)  one of the service's `publishes` (e.g. OrderPlaced)
+    <hash key>  (S)  `outbox#<eventId>`                     (never collides with the service's own items)
+    recordType  (S)  `outbox`                               (what the pipe's filter keys on)
+    detailType  (S)  one of the service's `publishes`       (becomes the event's detail-type)
     detail      (S)  the EventBridge detail as a JSON string, valid against its versioned contract
-    occurredAt  (S)  RFC 3339 timestamp (becomes the event's `time`)
+    aggregateId (S)  the aggregate's id (e.g. the order id)
+    createdAt   (S)  RFC 3339 timestamp                     (becomes the event's `time`)
+    expiresAt   (N)  TTL: outbox items expire after a week  (the bus archive keeps the history)
 
-The table is append-only: the event history of every aggregate (replayable, and the bus archive
-keeps what was published). The Pipe:
+The Pipe:
 * reads the stream from TRIM_HORIZON (nothing written before the pipe starts is lost);
-* keeps only INSERTs of event records whose `detailType` the service publishes (`FILTER_PATTERN`);
-  updates, deletes (TTL expiry) and other items never reach the bus;
+* keeps only INSERTs of outbox items whose `detailType` the service publishes (`filter_pattern`):
+  the service's own items, later updates and TTL deletions never reach the bus;
 * decodes `detail` with an enrichment: an EXPRESS Step Functions workflow of one Map + Pass state
   using the `States.StringToJson` intrinsic (Pipes' input templates cannot turn a DynamoDB string or
   list attribute into JSON; see "Amazon EventBridge Pipes input transformation");
-* puts each event on the bus with source `microservices.<service>`, detail-type from the record and
-  `time` from `occurredAt`;
+* puts each event on the bus with source `microservices.<service>`, detail-type from the item and
+  `time` from `createdAt`;
 * retries a failing batch (bisecting it) and then sends the records to its own DLQ (KMS, TLS only),
   encrypts its data with the platform key and logs errors to a KMS-encrypted log group.
 The pipe's role is the only principal the bus policy lets publish the service's source: the service's
-task role has no events:PutEvents at all.
+task role has no events:PutEvents at all (and the app is told `OUTBOX_RELAY=stream`).
 """
 
 from __future__ import annotations
@@ -50,16 +50,24 @@ MAXIMUM_RECORD_AGE_SECONDS = 24 * 3600
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
+OUTBOX_RECORD_TYPE = "outbox"
+
+
 def filter_pattern(detail_types: Sequence[str]) -> dict[str, Any]:
-    """The pipe's filter (an EventBridge pattern over DynamoDB stream records): new event records only."""
-    return {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"detailType": {"S": sorted(detail_types)}}}}
+    """The pipe's filter (an EventBridge pattern over DynamoDB stream records): new outbox items only."""
+    return {
+        "eventName": ["INSERT"],
+        "dynamodb": {
+            "NewImage": {"recordType": {"S": [OUTBOX_RECORD_TYPE]}, "detailType": {"S": sorted(detail_types)}}
+        },
+    }
 
 
 def decoder_definition() -> dict[str, Any]:
     """The enrichment workflow: Pipes passes a batch (a JSON array of stream records) and sends each
     element of the returned array to the target."""
     return {
-        "Comment": "Outbox decoder: DynamoDB stream records -> {detailType, detail (parsed JSON), occurredAt, eventId}",
+        "Comment": "Outbox decoder: DynamoDB stream records -> {detailType, detail (parsed JSON), occurredAt, aggregateId}",
         "StartAt": "DecodeRecords",
         "States": {
             "DecodeRecords": {
@@ -72,9 +80,9 @@ def decoder_definition() -> dict[str, Any]:
                         "Decode": {
                             "Type": "Pass",
                             "Parameters": {
-                                "eventId.$": "$.dynamodb.NewImage.eventId.S",
+                                "aggregateId.$": "$.dynamodb.NewImage.aggregateId.S",
                                 "detailType.$": "$.dynamodb.NewImage.detailType.S",
-                                "occurredAt.$": "$.dynamodb.NewImage.occurredAt.S",
+                                "occurredAt.$": "$.dynamodb.NewImage.createdAt.S",
                                 "detail.$": "States.StringToJson($.dynamodb.NewImage.detail.S)",
                             },
                             "End": True,
@@ -106,7 +114,7 @@ class OutboxArgs:
 
 
 class Outbox(pulumi.ComponentResource):
-    """Event-store stream -> Pipe (filter, decoder, DLQ, KMS, logs) -> bus. Child of the owning service."""
+    """Outbox table stream -> Pipe (filter, decoder, DLQ, KMS, logs) -> bus. Child of the owning service."""
 
     pipe_arn: pulumi.Output[str]
     role_arn: pulumi.Output[str]
@@ -225,7 +233,7 @@ class Outbox(pulumi.ComponentResource):
         pipe = aws.pipes.Pipe(
             f"{name}-pipe",
             name=self.pipe_name,
-            description=f"Outbox of {args.service}: event records of its event store -> the bus",
+            description=f"Outbox of {args.service}: outbox items of its table -> the bus",
             role_arn=role.arn,
             source=args.stream_arn,
             source_parameters=aws.pipes.PipeSourceParametersArgs(

@@ -33,6 +33,8 @@ from components.patterns.saga import (
 from services.spec import ServiceSpec
 
 COMMAND_QUEUE_ENV = "SAGA_COMMAND_QUEUE_URL"
+OUTBOX_RELAY_ENV = "OUTBOX_RELAY"
+"""`stream`: the app only writes outbox items; the pipe publishes them (apps/order/app.py reads it)."""
 
 
 class _Service(Protocol):
@@ -74,6 +76,8 @@ def pattern_environment(catalog: Sequence[ServiceSpec], ctx: PatternContext) -> 
         for saga in spec.sagas:
             arn = ctx.arn("states", f"stateMachine:{state_machine_name(ctx.prefix, saga)}")
             env.setdefault(spec.name, {})[env_name(saga)] = arn
+        if spec.outbox is not None:
+            env.setdefault(spec.name, {})[OUTBOX_RELAY_ENV] = "stream"
     return env
 
 

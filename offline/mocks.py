@@ -99,6 +99,12 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "securityGroupRuleId": f"sgr-{c.hex()}",
         },
     ),
+    "aws:ec2/securityGroupRule:SecurityGroupRule": Shape(
+        # The legacy rule resource: the provider's id is "sgrule-<crc32 of the rule's fields>".
+        id=lambda c: f"sgrule-{int(c.hex(8), 16)}",
+        name_key=None,
+        outputs=lambda c: {"securityGroupRuleId": f"sgr-{c.hex()}"},
+    ),
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": Shape(
         id=lambda c: f"sgr-{c.hex()}",
         name_key=None,
@@ -203,6 +209,7 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         },
     ),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": Shape(id=lambda c: f"{c.name}-{c.hex(8)}", name_key=None),
+    "aws:iam/policyAttachment:PolicyAttachment": Shape(id=lambda c: c.physical),
     "aws:kms/key:Key": Shape(
         id=lambda c: f"{c.uuid()}",
         name_key=None,
@@ -264,6 +271,20 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "arn": c.arn("dynamodb", f"table/{c.physical}"),
             "streamArn": c.arn("dynamodb", f"table/{c.physical}/stream/2026-11-27T00:00:00.000"),
             "streamLabel": "2026-11-27T00:00:00.000",
+        },
+    ),
+    "aws:dynamodb/resourcePolicy:ResourcePolicy": Shape(
+        id=lambda c: str(c.inputs.get("resourceArn", "")),
+        name_key=None,
+        outputs=lambda c: {"revisionId": str(int(c.hex(12), 16))},
+    ),
+    "aws:ssm/parameter:Parameter": Shape(
+        id=lambda c: c.physical,
+        max_name=1011,
+        outputs=lambda c: {
+            "arn": c.arn("ssm", f"parameter/{c.physical.lstrip('/')}"),
+            "version": 1,
+            "tier": "Standard",
         },
     ),
     "aws:elasticache/replicationGroup:ReplicationGroup": Shape(

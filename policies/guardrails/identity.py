@@ -48,6 +48,8 @@ UNSCOPED_ACTIONS = [
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
+    "servicediscovery:DiscoverInstances",
+    "servicediscovery:DiscoverInstancesRevision",
     # Vended log delivery (Step Functions, Pipes): the Service Authorization Reference lists no resource
     # type for these, and the Step Functions developer guide ("Using CloudWatch Logs to log execution
     # history") grants them on Resource '*'.
@@ -60,7 +62,9 @@ UNSCOPED_ACTIONS = [
     "logs:UpdateLogDelivery",
 ]
 """Actions that need Resource '*': they support no resource-level permissions, or (logs:DescribeLogGroups,
-ssmmessages:*) AWS's documented ECS Exec task-role policy grants them on '*'."""
+ssmmessages:*) AWS's documented ECS Exec task-role policy grants them on '*'. Cloud Map's DiscoverInstances and
+DiscoverInstancesRevision list no resource type in the Service Authorization Reference ("Actions, resources, and
+condition keys for AWS Cloud Map"): they are scoped with the condition key servicediscovery:NamespaceName instead."""
 
 
 def _documents(resource: Resource) -> Iterator[tuple[str, Any]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from .access import AccessModel, Store, model_of, shared_model
-from .patterns import pattern_findings
 from .core import (
     Config,
     EnforcementLevel,
@@ -36,6 +35,7 @@ from .core import (
     StackRule,
     service_owners,
 )
+from .patterns import pattern_findings
 
 
 def check_no_shared_databases(resources: Sequence[StackResource], config: Config) -> Iterator[Finding]:

@@ -68,7 +68,7 @@ def test_every_fargate_service_has_a_valid_openapi_31_contract(spec: ServiceSpec
 
 def test_an_invalid_document_is_rejected_with_its_path(tmp_path: Path) -> None:
     document = yaml.safe_load((ROOT / "interfaces/openapi/payment.yaml").read_text())
-    del document["paths"]["/payments/authorizations/{authorizationId}"]["get"]["parameters"][0]["in"]
+    del document["paths"]["/payments/{paymentId}"]["get"]["parameters"][0]["in"]
     path = tmp_path / "payment.yaml"
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(ContractError, match=r"payment\.yaml: invalid OpenAPI 3\.1 document: "):
@@ -112,8 +112,8 @@ def test_the_current_contracts_are_compatible_with_their_released_versions() -> 
 def test_removing_an_operation_in_use_fails_and_an_unused_one_may_go() -> None:
     old = CONTRACTS["payment"]
     new = _copy(old)
-    del new.document["paths"]["/payments/authorizations/{authorizationId}"]
-    del new.document["paths"]["/payments/authorizations/{authorizationId}/void"]
+    del new.document["paths"]["/payments/{paymentId}"]
+    del new.document["paths"]["/payments/{paymentId}/void"]
     assert check_compatible(old, new, ["voidPayment"]) == [
         "payment.voidPayment (v1.0.0 -> v1.1.0): the operation was removed"
     ]
@@ -123,7 +123,7 @@ def test_removing_an_operation_in_use_fails_and_an_unused_one_may_go() -> None:
 def test_narrowing_an_operation_in_use_fails() -> None:
     old = CONTRACTS["inventory"]
     new = _copy(old, "2.0.0")
-    get = new.document["paths"]["/inventory/items/{sku}"]["get"]
+    get = new.document["paths"]["/inventory/{sku}"]["get"]
     get["parameters"].append({"name": "warehouse", "in": "query", "required": True, "schema": {"type": "string"}})
     get["parameters"][0]["schema"]["pattern"] = "^[A-Z]{3}$"
     del new.document["components"]["schemas"]["Stock"]["properties"]["reserved"]
@@ -254,10 +254,10 @@ def _resolved_schema(contract: Contract, name: str) -> dict[str, Any]:
 
 
 def test_the_consumer_s_call_is_answered_by_the_provider_s_contract(payment_stub: str) -> None:
-    status, payment = _call(f"{payment_stub}/payments/authorizations/auth_9d2e41")
+    status, payment = _call(f"{payment_stub}/payments/pay_9d2e41")
     assert status == 200
     schema = json.loads(
-        json.dumps(_resolved_schema(CONTRACTS["payment"], "Authorization")).replace("#/components/schemas/", "#/$defs/")
+        json.dumps(_resolved_schema(CONTRACTS["payment"], "Payment")).replace("#/components/schemas/", "#/$defs/")
     )
     jsonschema.validate(payment, schema)
     assert payment["status"] in {"AUTHORIZED", "VOIDED", "DECLINED"}

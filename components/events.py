@@ -40,6 +40,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ConfigError, EventsConfig
+from components.iam import deny_insecure_transport, sid
 from services.notification.contracts import event_pattern
 from services.spec import ServiceSpec
 
@@ -111,23 +112,6 @@ def _rule_name(name: str) -> str:
     return f"{name[: _RULE_NAME_MAX - 8]}-{digest}"
 
 
-def _sid(*parts: str) -> str:
-    """An alphanumeric policy statement id (`order-history` -> `OrderHistory`)."""
-    return "".join(word[0].upper() + word[1:] for part in parts for word in re.split(r"[^A-Za-z0-9]+", part) if word)
-
-
-def deny_insecure_transport(resource_arn: str, action: str) -> dict[str, Any]:
-    """The statement AWS recommends on every queue and topic: refuse any request not made over TLS."""
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": action,
-        "Resource": resource_arn,
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-
-
 def _policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
@@ -147,7 +131,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
         principal = {"AWS": role_arn}
         statements += [
             {
-                "Sid": _sid("Publish", service),
+                "Sid": sid("Publish", service),
                 "Effect": "Allow",
                 "Principal": principal,
                 "Action": "events:PutEvents",
@@ -157,7 +141,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
                 },
             },
             {
-                "Sid": _sid("DenyForeignSource", service),
+                "Sid": sid("DenyForeignSource", service),
                 "Effect": "Deny",
                 "Principal": principal,
                 "Action": "events:PutEvents",
@@ -165,7 +149,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
                 "Condition": {"StringNotEquals": {"events:source": source}},
             },
             {
-                "Sid": _sid("DenyUndeclaredType", service),
+                "Sid": sid("DenyUndeclaredType", service),
                 "Effect": "Deny",
                 "Principal": principal,
                 "Action": "events:PutEvents",

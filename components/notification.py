@@ -26,7 +26,9 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS, deny_insecure_transport
+from components.context import PlatformContext
+from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS
+from components.iam import deny_insecure_transport, trust_policy
 from services.spec import ServiceSpec
 
 CODE_DIR = Path(__file__).resolve().parent.parent / "services" / "notification"
@@ -85,10 +87,8 @@ class NotificationFunctionArgs:
     queue_arn: pulumi.Input[str] | None
     """The function's own queue (EventBus.queue_arn_for); required when the spec has `queue` delivery."""
     topic_arn: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
     log_retention_days: int
     tracing: bool
-    tags: dict[str, str]
     code_dir: Path = CODE_DIR
 
 
@@ -180,10 +180,17 @@ class NotificationFunction(pulumi.ComponentResource):
     failure_queue_arn: pulumi.Output[str]
     failure_queue_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: NotificationFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: NotificationFunctionArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("microservices:notification:NotificationFunction", name, None, opts)
         self._name = name
         self._args = args
+        self._context = context
         spec = args.spec
         if spec.kind != "lambda":
             raise ValueError(f"NotificationFunction: spec {spec.name!r} is a {spec.kind} service, not a Lambda")
@@ -193,14 +200,14 @@ class NotificationFunction(pulumi.ComponentResource):
                 f"NotificationFunction: spec {spec.name!r} "
                 + ("subscribes with `queue` delivery: pass queue_arn" if has_queue else "has no queue: omit queue_arn")
             )
-        self._tags = {**args.tags, "Service": spec.name}
+        self._tags = context.with_tags(Service=spec.name)
         child = pulumi.ResourceOptions(parent=self)
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/microservices/lambda/{name}",
             retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=context.key_arn,
             tags=self._tags,
             opts=child,
         )
@@ -229,7 +236,7 @@ class NotificationFunction(pulumi.ComponentResource):
         """Where Lambda puts direct (asynchronous) invocations that still fail after its retries."""
         queue = aws.sqs.Queue(
             f"{self._name}-failures-dlq",
-            kms_master_key_id=self._args.kms_key_arn,
+            kms_master_key_id=self._context.key_arn,
             kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
             message_retention_seconds=DLQ_RETENTION_SECONDS,
             tags={**self._tags, "QueueRole": "dead-letter"},
@@ -248,26 +255,17 @@ class NotificationFunction(pulumi.ComponentResource):
     def _role(
         self, log_group: aws.cloudwatch.LogGroup, failure_queue: aws.sqs.Queue
     ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-        args = self._args
+        args, ctx = self._args, self._context
         role = aws.iam.Role(
             f"{self._name}-role",
             description=f"Execution role of the {args.spec.name} Lambda",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            assume_role_policy=trust_policy(
+                "lambda.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
             ),
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        inputs: list[pulumi.Input[str]] = [log_group.arn, args.topic_arn, failure_queue.arn, args.kms_key_arn]
+        inputs: list[pulumi.Input[str]] = [log_group.arn, args.topic_arn, failure_queue.arn, ctx.key_arn]
         if args.queue_arn is not None:
             inputs.append(args.queue_arn)
 
@@ -317,7 +315,7 @@ class NotificationFunction(pulumi.ComponentResource):
                 application_log_level=settings.log_level,
                 system_log_level="WARN",
             ),
-            kms_key_arn=args.kms_key_arn,
+            kms_key_arn=self._context.key_arn,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     "NOTIFICATION_TOPIC_ARN": args.topic_arn,

@@ -24,7 +24,7 @@ from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from services.notification.service import SPEC
 from services.spec import ServiceSpec, Subscription
-from tests.conftest import STACKS, only, preview, run_component
+from tests.conftest import STACKS, TEST_CONTEXT, only, preview, run_component
 
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-4333-a444-555555555555"
 QUEUE_ARN = f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:ms-test-notification-queue-1a2b3c4"
@@ -43,17 +43,15 @@ def function_args(**overrides: Any) -> NotificationFunctionArgs:
         "settings": SETTINGS,
         "queue_arn": QUEUE_ARN,
         "topic_arn": TOPIC_ARN,
-        "kms_key_arn": KEY_ARN,
         "log_retention_days": 14,
         "tracing": True,
-        "tags": {"Environment": "test"},
     }
     return NotificationFunctionArgs(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
 def plan() -> Plan:
-    return run_component(lambda: NotificationFunction("ms-test-notification", function_args()))
+    return run_component(lambda: NotificationFunction("ms-test-notification", function_args(), TEST_CONTEXT))
 
 
 def statements(plan: Plan) -> dict[str, dict[str, Any]]:
@@ -155,7 +153,7 @@ def test_role_is_assumable_by_lambda_only(plan: Plan) -> None:
 
 
 def test_without_tracing_the_role_has_no_xray_grant() -> None:
-    plan = run_component(lambda: NotificationFunction("n", function_args(tracing=False)))
+    plan = run_component(lambda: NotificationFunction("n", function_args(tracing=False), TEST_CONTEXT))
     assert "SendTraces" not in statements(plan)
     function = only(plan, FUNCTION)
     assert function.inputs["tracingConfig"] == {"mode": "PassThrough"}, function.urn
@@ -205,14 +203,16 @@ def test_failure_queue_is_encrypted_tls_only_and_kept_14_days(plan: Plan) -> Non
 
 def test_a_spec_with_queue_delivery_needs_its_queue() -> None:
     with pytest.raises(ValueError, match="subscribes with `queue` delivery: pass queue_arn"):
-        run_component(lambda: NotificationFunction("n", function_args(queue_arn=None)))
+        run_component(lambda: NotificationFunction("n", function_args(queue_arn=None), TEST_CONTEXT))
 
 
 def test_a_direct_only_spec_has_no_queue_trigger_or_queue_grant() -> None:
     direct_only = SPEC.model_copy(
         update={"subscribes": (Subscription(source="user", detail_types=("UserRegistered",), delivery="direct"),)}
     )
-    plan = run_component(lambda: NotificationFunction("n", function_args(spec=direct_only, queue_arn=None)))
+    plan = run_component(
+        lambda: NotificationFunction("n", function_args(spec=direct_only, queue_arn=None), TEST_CONTEXT)
+    )
     assert plan.of_type(MAPPING) == []
     assert "ConsumeOwnQueue" not in statements(plan)
 
@@ -220,7 +220,7 @@ def test_a_direct_only_spec_has_no_queue_trigger_or_queue_grant() -> None:
 def test_a_fargate_spec_is_refused() -> None:
     fargate = ServiceSpec(name="order", description="x")
     with pytest.raises(ValueError, match="is a fargate service, not a Lambda"):
-        run_component(lambda: NotificationFunction("n", function_args(spec=fargate, queue_arn=None)))
+        run_component(lambda: NotificationFunction("n", function_args(spec=fargate, queue_arn=None), TEST_CONTEXT))
 
 
 # --- settings ---------------------------------------------------------------------------------

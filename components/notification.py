@@ -26,12 +26,15 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+import contracts
 from components.context import PlatformContext
 from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS
 from components.iam import deny_insecure_transport, trust_policy
 from services.spec import ServiceSpec
 
 CODE_DIR = Path(__file__).resolve().parent.parent / "services" / "notification"
+CONTRACTS_DIR = Path(contracts.__file__).resolve().parent
+"""The shared event contracts package, shipped in every function's archive as `contracts/`."""
 HANDLER = "handler.handle"
 RUNTIME = "python3.12"
 
@@ -93,15 +96,28 @@ class NotificationFunctionArgs:
 
 
 def code_assets(code_dir: Path) -> dict[str, pulumi.Asset | pulumi.Archive]:
-    """The files of the deployment package, by their path inside the archive."""
+    """The files of the deployment package, by their path inside the archive: the function's own code
+    folder at the root, and the shared `contracts/` package beside it (what `import contracts` finds)."""
     if not (code_dir / "handler.py").is_file():
         raise ValueError(f"NotificationFunction: no handler.py in {code_dir} (entry point {HANDLER!r})")
+    assets = _folder_assets(code_dir, skip_root_files=_NOT_SHIPPED_FILES)
+    shared = _folder_assets(CONTRACTS_DIR, skip_root_files=frozenset())
+    clash = sorted(set(assets) & {f"contracts/{p}" for p in shared})
+    if clash or (code_dir / "contracts.py").exists():
+        raise ValueError(
+            f"NotificationFunction: {code_dir} has its own contracts module; the shared package ships as contracts/"
+        )
+    assets.update({f"contracts/{p}": a for p, a in shared.items()})
+    return assets
+
+
+def _folder_assets(folder: Path, *, skip_root_files: frozenset[str]) -> dict[str, pulumi.Asset | pulumi.Archive]:
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
-    for path in sorted(code_dir.rglob("*")):
-        relative = path.relative_to(code_dir)
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
         if not path.is_file() or _NOT_SHIPPED_DIRS.intersection(relative.parts[:-1]):
             continue
-        if relative.name in _NOT_SHIPPED_FILES and len(relative.parts) == 1:
+        if relative.name in skip_root_files and len(relative.parts) == 1:
             continue
         if path.suffix in (".pyc", ".pyo") or relative.name.startswith("test_"):
             continue

@@ -24,7 +24,7 @@ from components.microservice import AlbAttachment, FargateMicroservice, FargateM
 from components.network import Network, NetworkArgs
 from components.notification import NotificationFunction, NotificationFunctionArgs, NotificationSettings
 from components.observability import Observability, ObservabilityArgs, ServiceMetrics
-from services.notification.contracts import SCHEMA_DIR
+from contracts import SCHEMA_DIR
 from services.spec import ServiceSpec
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from components.notification import (
     CODE_DIR,
+    CONTRACTS_DIR,
     NotificationFunction,
     NotificationFunctionArgs,
     NotificationSettings,
@@ -253,8 +254,8 @@ def archive_paths(plan: Plan) -> set[str]:
 
 def test_package_is_the_handler_directory_with_its_contracts(plan: Plan) -> None:
     shipped = archive_paths(plan)
-    schemas = {p.relative_to(CODE_DIR).as_posix() for p in CODE_DIR.glob("schemas/*/v*.json")}
-    assert {"handler.py", "contracts.py"} <= shipped, shipped
+    schemas = {f"contracts/{p.relative_to(CONTRACTS_DIR).as_posix()}" for p in CONTRACTS_DIR.glob("schemas/*/v*.json")}
+    assert {"handler.py", "contracts/__init__.py"} <= shipped, shipped
     assert schemas and schemas <= shipped, schemas - shipped
     assert not {"service.py", "__init__.py"} & shipped, shipped
     assert not any("__pycache__" in p or p.endswith(".pyc") or p.startswith("tests/") for p in shipped), shipped
@@ -263,7 +264,6 @@ def test_package_is_the_handler_directory_with_its_contracts(plan: Plan) -> None
 def test_package_excludes_tests_caches_and_the_spec(tmp_path: Path) -> None:
     for relative in [
         "handler.py",
-        "contracts.py",
         "service.py",
         "__init__.py",
         "schemas/X/v1.json",
@@ -272,11 +272,21 @@ def test_package_excludes_tests_caches_and_the_spec(tmp_path: Path) -> None:
         "tests/conftest.py",
         "__pycache__/handler.cpython-312.pyc",
         "test_local.py",
-        "contracts.pyc",
+        "helpers.pyc",
     ]:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("")
-    assert sorted(code_assets(tmp_path)) == ["contracts.py", "handler.py", "schemas/X/v1.json", "schemas/__init__.py"]
+    own = sorted(p for p in code_assets(tmp_path) if not p.startswith("contracts/"))
+    assert own == ["handler.py", "schemas/X/v1.json", "schemas/__init__.py"]
+
+
+def test_the_shared_contracts_package_ships_beside_the_handler_and_may_not_be_shadowed(tmp_path: Path) -> None:
+    shared = {p for p in code_assets(CODE_DIR) if p.startswith("contracts/")}
+    assert {"contracts/__init__.py", "contracts/schemas/OrderPlaced/v2.json"} <= shared, shared
+    (tmp_path / "handler.py").write_text("")
+    (tmp_path / "contracts.py").write_text("")
+    with pytest.raises(ValueError, match="has its own contracts module"):
+        code_assets(tmp_path)
 
 
 def test_a_directory_without_the_handler_is_refused(tmp_path: Path) -> None:
@@ -305,8 +315,8 @@ def test_shipped_files_import_as_the_lambda_runtime_would(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     contracts_file, count = result.stdout.split()
-    assert Path(contracts_file).resolve() == (tmp_path / "contracts.py").resolve()
-    assert int(count) == len(list(CODE_DIR.glob("schemas/*/v*.json")))
+    assert Path(contracts_file).resolve() == (tmp_path / "contracts" / "__init__.py").resolve()
+    assert int(count) == len(list(CONTRACTS_DIR.glob("schemas/*/v*.json")))
 
 
 # --- wiring in the real stacks ------------------------------------------------------------------

@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from model.errors import ConfigError as ConfigError  # re-exported; it lives at the bottom, in model.errors
+
 PROJECT = "microservices"
 """The project name in Pulumi.yaml, and so the config namespace (`microservices:<key>`)."""
 
@@ -71,10 +73,6 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
-
-
-class ConfigError(pulumi.RunError):
-    """A stack configuration problem. Pulumi prints RunError messages without a traceback."""
 
 
 def _describe_range(values: Sequence[int]) -> str:

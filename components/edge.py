@@ -39,6 +39,7 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from components.config import ConfigError, EdgeConfig
+from components.iam import deny_insecure_transport
 from services.spec import ServiceSpec
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
@@ -200,14 +201,7 @@ def access_log_bucket_policy(bucket_arn: str, *, account_id: str, region: str, p
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                deny_insecure_transport([bucket_arn, f"{bucket_arn}/*"], "s3:*"),
                 {
                     "Sid": "ElbAccessLogDelivery",
                     "Effect": "Allow",

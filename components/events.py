@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ConfigError, EventsConfig
-from services.notification.contracts import event_pattern
+from components.iam import deny_insecure_transport, sid
+from components.schema_registry import EventSchemaRegistry, EventSchemaRegistryArgs
+from contracts import event_pattern
 from services.spec import ServiceSpec
 
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 60
@@ -111,23 +112,6 @@ def _rule_name(name: str) -> str:
     return f"{name[: _RULE_NAME_MAX - 8]}-{digest}"
 
 
-def _sid(*parts: str) -> str:
-    """An alphanumeric policy statement id (`order-history` -> `OrderHistory`)."""
-    return "".join(word[0].upper() + word[1:] for part in parts for word in re.split(r"[^A-Za-z0-9]+", part) if word)
-
-
-def deny_insecure_transport(resource_arn: str, action: str) -> dict[str, Any]:
-    """The statement AWS recommends on every queue and topic: refuse any request not made over TLS."""
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": action,
-        "Resource": resource_arn,
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-
-
 def _policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
@@ -147,7 +131,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
         principal = {"AWS": role_arn}
         statements += [
             {
-                "Sid": _sid("Publish", service),
+                "Sid": sid("Publish", service),
                 "Effect": "Allow",
                 "Principal": principal,
                 "Action": "events:PutEvents",
@@ -157,7 +141,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
                 },
             },
             {
-                "Sid": _sid("DenyForeignSource", service),
+                "Sid": sid("DenyForeignSource", service),
                 "Effect": "Deny",
                 "Principal": principal,
                 "Action": "events:PutEvents",
@@ -165,7 +149,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
                 "Condition": {"StringNotEquals": {"events:source": source}},
             },
             {
-                "Sid": _sid("DenyUndeclaredType", service),
+                "Sid": sid("DenyUndeclaredType", service),
                 "Effect": "Deny",
                 "Principal": principal,
                 "Action": "events:PutEvents",
@@ -538,185 +522,3 @@ class EventBus(pulumi.ComponentResource):
             opts=self._child(),
         )
         self.topic_arn = self._topic.arn
-
-
-# --- versioned event contracts ------------------------------------------------------------------
-
-DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
-DRAFT_04 = "http://json-schema.org/draft-04/schema#"
-_SCHEMA_FILE = re.compile(r"^v([1-9][0-9]*)\.json$")
-_SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.@_-]{0,384}$")
-
-# Keywords with the same meaning in draft 2020-12 and draft-04 (copied as they are).
-_SAME_IN_DRAFT4 = frozenset(
-    {
-        "type",
-        "enum",
-        "required",
-        "minItems",
-        "maxItems",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "format",
-        "minimum",
-        "maximum",
-        "title",
-        "description",
-        "default",
-    }
-)
-_DROPPED = frozenset({"$comment", "examples"})
-"""Annotations draft-04 does not know; dropping them changes no verdict."""
-
-
-def to_draft4(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Convert a draft 2020-12 contract to JSON Schema draft-04, the newest dialect EventBridge's schema
-    registry accepts (`JSONSchemaDraft4`; the other type is `OpenApi3`).
-
-    The contracts only use keywords with a direct draft-04 equivalent: `$id` -> `id`, `$defs` ->
-    `definitions` (and `$ref`s to them), `const: x` -> `enum: [x]`, numeric `exclusiveMinimum/Maximum`
-    -> `minimum/maximum` + boolean flag, boolean schemas -> `{}` / `{"not": {}}`, and a `$ref` with
-    sibling assertions -> `allOf` (draft-04 ignores siblings of `$ref`). Any other keyword raises, so
-    a contract can never be registered with a silently weaker meaning. One known difference remains:
-    draft-04 validators treat 1.0 as not an `integer` (2020-12 does); the registry documents the
-    contract, the handler's validator enforces it.
-    """
-    if schema.get("$schema") != DRAFT_2020_12:
-        raise ValueError(f"expected a draft 2020-12 schema ($schema {DRAFT_2020_12!r}), got {schema.get('$schema')!r}")
-    converted = _convert(schema, "#")
-    assert isinstance(converted, dict)
-    return {"$schema": DRAFT_04, **converted}
-
-
-def _convert(node: Any, where: str) -> Any:
-    if node is True:
-        return {}
-    if node is False:
-        return {"not": {}}
-    if not isinstance(node, Mapping):
-        raise ValueError(f"{where}: a schema must be an object or a boolean")
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "$schema" or key in _DROPPED:
-            continue
-        if key == "$id":
-            out["id"] = value
-        elif key == "$defs":
-            out["definitions"] = {k: _convert(v, f"{where}/$defs/{k}") for k, v in value.items()}
-        elif key == "$ref":
-            if not isinstance(value, str) or not value.startswith("#/$defs/"):
-                raise ValueError(f"{where}: only local $refs to #/$defs/... can be converted, got {value!r}")
-            out["$ref"] = "#/definitions/" + value.removeprefix("#/$defs/")
-        elif key == "const":
-            if "enum" in node:
-                raise ValueError(f"{where}: both const and enum; merge them into one")
-            out["enum"] = [value]
-        elif key == "properties":
-            out["properties"] = {k: _convert(v, f"{where}/properties/{k}") for k, v in value.items()}
-        elif key in ("items", "additionalProperties"):
-            if key == "items" and not isinstance(value, Mapping | bool):
-                raise ValueError(f"{where}: tuple-form items has no draft-04 equivalent here")
-            out[key] = value if key == "additionalProperties" and isinstance(value, bool) else _convert(value, where)
-        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
-            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
-            other = node.get(bound)
-            tighter = other is None or (value >= other if bound == "minimum" else value <= other)
-            if tighter:
-                out[bound] = value
-                out[key] = True
-        elif key == "required":
-            if value:  # draft-04 requires at least one element
-                out[key] = list(value)
-        elif key in _SAME_IN_DRAFT4:
-            if key in ("minimum", "maximum") and key in out:
-                continue  # already set by a tighter exclusive bound
-            out[key] = value
-        else:
-            raise ValueError(f"{where}: keyword {key!r} has no JSON Schema draft-04 equivalent in this converter")
-    if "$ref" in out and any(k not in ("$ref", "title", "description", "default") for k in out):
-        ref = {"$ref": out.pop("$ref")}
-        annotations = {k: out.pop(k) for k in ("title", "description", "default") if k in out}
-        return {**annotations, "allOf": [ref, out]}
-    return out
-
-
-@dataclass(frozen=True)
-class Contract:
-    detail_type: str
-    version: int
-    source: str
-    path: Path
-
-    @property
-    def schema_name(self) -> str:
-        """Registry name `<source>@<DetailType>-v<N>`, e.g. `microservices.order@OrderPlaced-v2`."""
-        return f"{self.source}@{self.detail_type}-v{self.version}"
-
-
-def discover_contracts(schema_dir: Path, catalog: Sequence[ServiceSpec]) -> list[Contract]:
-    """Every `<DetailType>/v<N>.json` under `schema_dir`, with the source of the service publishing it.
-
-    A contract whose detail-type no spec publishes is an error (a stale file or a typo), as is a
-    detail-type published by two services (the registry name would be ambiguous).
-    """
-    publishers: dict[str, list[str]] = {}
-    for spec in catalog:
-        for detail_type in spec.publishes:
-            publishers.setdefault(detail_type, []).append(spec.event_source)
-    contracts = []
-    for type_dir in sorted(p for p in schema_dir.iterdir() if p.is_dir()):
-        for path in sorted(type_dir.iterdir()):
-            match = _SCHEMA_FILE.match(path.name)
-            if not match:
-                continue
-            sources = publishers.get(type_dir.name, [])
-            if len(sources) != 1:
-                who = "no service publishes it" if not sources else f"published by {', '.join(sources)}"
-                raise ConfigError(f"event contract {path}: detail-type {type_dir.name!r} needs one publisher; {who}")
-            contract = Contract(type_dir.name, int(match.group(1)), sources[0], path)
-            if not _SCHEMA_NAME.match(contract.schema_name):
-                raise ConfigError(f"event contract {path}: {contract.schema_name!r} is not a valid schema name")
-            contracts.append(contract)
-    return sorted(contracts, key=lambda c: (c.detail_type, c.version))
-
-
-@dataclass(frozen=True)
-class EventSchemaRegistryArgs:
-    schema_dir: Path
-    catalog: Sequence[ServiceSpec]
-    tags: dict[str, str]
-
-
-class EventSchemaRegistry(pulumi.ComponentResource):
-    """An EventBridge schema registry with one schema per contract type AND version (each version is
-    its own schema, not a registry revision of one schema, so v1 and v2 stay visible side by side
-    while producers emit both)."""
-
-    registry_name: pulumi.Output[str]
-    schema_names: list[str]
-
-    def __init__(self, name: str, args: EventSchemaRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("microservices:events:EventSchemaRegistry", name, None, opts)
-        contracts = discover_contracts(args.schema_dir, args.catalog)
-        registry = aws.schemas.Registry(
-            f"{name}-registry",
-            description="Versioned contracts of the platform's domain events (EventBridge detail)",
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        for contract in contracts:
-            document = json.loads(contract.path.read_text(encoding="utf-8"))
-            aws.schemas.Schema(
-                f"{name}-{contract.detail_type}-v{contract.version}",
-                name=contract.schema_name,
-                registry_name=registry.name,
-                type="JSONSchemaDraft4",
-                content=json.dumps(to_draft4(document), sort_keys=True),
-                description=str(document.get("description") or document.get("title") or "")[:256],
-                tags=args.tags,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        self.registry_name = registry.name
-        self.schema_names = [c.schema_name for c in contracts]
-        self.register_outputs({"registryName": self.registry_name, "schemaNames": self.schema_names})

@@ -37,7 +37,7 @@ from components.cluster import capacity_strategy
 from components.config import ComputeConfig, DataConfig, ObservabilityConfig, ServiceSizing
 from components.datastores import ContainerSecret, DataStore, DataStoreArgs, StoreBinding, create_store
 from components.edge import EdgeAttachment, EdgeListener, path_patterns
-from components.iam import Statement, allow, policy_document, service_assume_role_policy
+from components.iam import Statement, allow, policy_document, trust_policy
 from services.spec import ServiceSpec
 
 __all__ = [
@@ -406,10 +406,8 @@ class FargateMicroservice(pulumi.ComponentResource):
 
     def _assume_role_policy(self) -> str:
         args = self._args
-        return service_assume_role_policy(
-            "ecs-tasks.amazonaws.com",
-            account_id=args.account_id,
-            source_arn_like=f"arn:{args.partition}:ecs:{args.region}:{args.account_id}:*",
+        return trust_policy(
+            "ecs-tasks.amazonaws.com", account_id=args.account_id, region=args.region, partition=args.partition
         )
 
     def _images(self) -> list[str]:

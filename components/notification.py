@@ -26,10 +26,15 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS, deny_insecure_transport
+import contracts
+from components.context import PlatformContext
+from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS
+from components.iam import deny_insecure_transport, trust_policy
 from services.spec import ServiceSpec
 
 CODE_DIR = Path(__file__).resolve().parent.parent / "services" / "notification"
+CONTRACTS_DIR = Path(contracts.__file__).resolve().parent
+"""The shared event contracts package, shipped in every function's archive as `contracts/`."""
 HANDLER = "handler.handle"
 RUNTIME = "python3.12"
 
@@ -85,23 +90,34 @@ class NotificationFunctionArgs:
     queue_arn: pulumi.Input[str] | None
     """The function's own queue (EventBus.queue_arn_for); required when the spec has `queue` delivery."""
     topic_arn: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
     log_retention_days: int
     tracing: bool
-    tags: dict[str, str]
     code_dir: Path = CODE_DIR
 
 
 def code_assets(code_dir: Path) -> dict[str, pulumi.Asset | pulumi.Archive]:
-    """The files of the deployment package, by their path inside the archive."""
+    """The files of the deployment package, by their path inside the archive: the function's own code
+    folder at the root, and the shared `contracts/` package beside it (what `import contracts` finds)."""
     if not (code_dir / "handler.py").is_file():
         raise ValueError(f"NotificationFunction: no handler.py in {code_dir} (entry point {HANDLER!r})")
+    assets = _folder_assets(code_dir, skip_root_files=_NOT_SHIPPED_FILES)
+    shared = _folder_assets(CONTRACTS_DIR, skip_root_files=frozenset())
+    clash = sorted(set(assets) & {f"contracts/{p}" for p in shared})
+    if clash or (code_dir / "contracts.py").exists():
+        raise ValueError(
+            f"NotificationFunction: {code_dir} has its own contracts module; the shared package ships as contracts/"
+        )
+    assets.update({f"contracts/{p}": a for p, a in shared.items()})
+    return assets
+
+
+def _folder_assets(folder: Path, *, skip_root_files: frozenset[str]) -> dict[str, pulumi.Asset | pulumi.Archive]:
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
-    for path in sorted(code_dir.rglob("*")):
-        relative = path.relative_to(code_dir)
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
         if not path.is_file() or _NOT_SHIPPED_DIRS.intersection(relative.parts[:-1]):
             continue
-        if relative.name in _NOT_SHIPPED_FILES and len(relative.parts) == 1:
+        if relative.name in skip_root_files and len(relative.parts) == 1:
             continue
         if path.suffix in (".pyc", ".pyo") or relative.name.startswith("test_"):
             continue
@@ -180,10 +196,17 @@ class NotificationFunction(pulumi.ComponentResource):
     failure_queue_arn: pulumi.Output[str]
     failure_queue_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: NotificationFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: NotificationFunctionArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("microservices:notification:NotificationFunction", name, None, opts)
         self._name = name
         self._args = args
+        self._context = context
         spec = args.spec
         if spec.kind != "lambda":
             raise ValueError(f"NotificationFunction: spec {spec.name!r} is a {spec.kind} service, not a Lambda")
@@ -193,14 +216,14 @@ class NotificationFunction(pulumi.ComponentResource):
                 f"NotificationFunction: spec {spec.name!r} "
                 + ("subscribes with `queue` delivery: pass queue_arn" if has_queue else "has no queue: omit queue_arn")
             )
-        self._tags = {**args.tags, "Service": spec.name}
+        self._tags = context.with_tags(Service=spec.name)
         child = pulumi.ResourceOptions(parent=self)
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/microservices/lambda/{name}",
             retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=context.key_arn,
             tags=self._tags,
             opts=child,
         )
@@ -229,7 +252,7 @@ class NotificationFunction(pulumi.ComponentResource):
         """Where Lambda puts direct (asynchronous) invocations that still fail after its retries."""
         queue = aws.sqs.Queue(
             f"{self._name}-failures-dlq",
-            kms_master_key_id=self._args.kms_key_arn,
+            kms_master_key_id=self._context.key_arn,
             kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
             message_retention_seconds=DLQ_RETENTION_SECONDS,
             tags={**self._tags, "QueueRole": "dead-letter"},
@@ -248,26 +271,17 @@ class NotificationFunction(pulumi.ComponentResource):
     def _role(
         self, log_group: aws.cloudwatch.LogGroup, failure_queue: aws.sqs.Queue
     ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-        args = self._args
+        args, ctx = self._args, self._context
         role = aws.iam.Role(
             f"{self._name}-role",
             description=f"Execution role of the {args.spec.name} Lambda",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            assume_role_policy=trust_policy(
+                "lambda.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
             ),
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        inputs: list[pulumi.Input[str]] = [log_group.arn, args.topic_arn, failure_queue.arn, args.kms_key_arn]
+        inputs: list[pulumi.Input[str]] = [log_group.arn, args.topic_arn, failure_queue.arn, ctx.key_arn]
         if args.queue_arn is not None:
             inputs.append(args.queue_arn)
 
@@ -317,7 +331,7 @@ class NotificationFunction(pulumi.ComponentResource):
                 application_log_level=settings.log_level,
                 system_log_level="WARN",
             ),
-            kms_key_arn=args.kms_key_arn,
+            kms_key_arn=self._context.key_arn,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     "NOTIFICATION_TOPIC_ARN": args.topic_arn,

@@ -36,7 +36,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ObservabilityConfig
-from components.events import deny_insecure_transport
+from components.iam import deny_insecure_transport
 from components.microservice import (
     CPU_ALARM_PERCENT,
     LATENCY_P99_ALARM_SECONDS,

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from components.cluster import Cluster, ClusterArgs
 from components.config import ServiceSizing, StackConfig, resolve_sizing
+from components.context import PlatformContext
 from components.edge import Edge, EdgeArgs
 from components.envoy import EDGE_PORT
 from components.events import EventBus, EventBusArgs
@@ -23,7 +24,7 @@ from components.microservice import AlbAttachment, FargateMicroservice, FargateM
 from components.network import Network, NetworkArgs
 from components.notification import NotificationFunction, NotificationFunctionArgs, NotificationSettings
 from components.observability import Observability, ObservabilityArgs, ServiceMetrics
-from services.notification.contracts import SCHEMA_DIR
+from contracts import SCHEMA_DIR
 from services.spec import ServiceSpec
 
 
@@ -110,16 +111,17 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         prefix,
         PlatformKeyArgs(account_id=identity.account_id, region=config.region, partition=partition, tags=tags),
     )
+    context = PlatformContext(
+        environment=env, account_id=identity.account_id, region=config.region, partition=partition, tags=tags
+    ).with_key(key.key_arn)
     network = Network(
         prefix,
         NetworkArgs(
             config=config.network,
-            region=config.region,
             availability_zones=list(zones),
             log_retention_days=config.observability.log_retention_days,
-            kms_key_arn=key.key_arn,
-            tags=tags,
         ),
+        context,
     )
     cluster = Cluster(
         prefix,
@@ -162,7 +164,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
     )
     # Before the services: they receive the bus ARN and their queue ARNs (see `components/events.py`
     # for why the bus policy is declared after them, by `events.allow_publishers`).
-    events, notification = _build_events(inputs, identity.account_id, partition, key.key_arn, prefix)
+    events, notification = _build_events(inputs, context, identity.account_id, partition, key.key_arn, prefix)
     edge = Edge(
         prefix,
         EdgeArgs(
@@ -259,7 +261,12 @@ def _watch(
 
 
 def _build_events(
-    inputs: PlatformInputs, account_id: str, partition: str, key_arn: pulumi.Output[str], prefix: str
+    inputs: PlatformInputs,
+    context: PlatformContext,
+    account_id: str,
+    partition: str,
+    key_arn: pulumi.Output[str],
+    prefix: str,
 ) -> tuple[EventBus, NotificationFunction | None]:
     """The event bus (declared before the services, which receive its ARNs) and the notification
     Lambda, wired both ways: it consumes its queue and publishes to the bus's topic; the bus's direct
@@ -290,11 +297,10 @@ def _build_events(
             settings=settings,
             queue_arn=events.queue_arn_for(spec.name) if spec.name in events.queue_consumers else None,
             topic_arn=events.topic_arn,
-            kms_key_arn=key_arn,
             log_retention_days=config.observability.log_retention_days,
             tracing=config.observability.tracing,
-            tags=config.base_tags(),
         ),
+        context,
     )
     if any(s.delivery == "direct" for s in spec.subscribes):
         events.route_to_function(

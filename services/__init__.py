@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
-from components.config import ConfigError
+from model.errors import ConfigError
 from services.spec import ServiceSpec
 
 _NOT_SPECS = {"spec"}

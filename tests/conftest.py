@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from components.context import PlatformContext
+from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from offline.runtime import RunResult, run_function, run_program
 
@@ -15,6 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 STACKS = ("dev", "staging", "prod")
 
 _plans: dict[str, RunResult] = {}
+
+TEST_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-4333-a444-555555555555"
+TEST_CONTEXT = PlatformContext(
+    environment="test", account_id=ACCOUNT_ID, region="us-east-1", partition="aws", tags={"Environment": "test"}
+).with_key(TEST_KEY_ARN)
+"""The shared facts a component under test receives (what `build_platform` passes in a real stack)."""
 
 
 def preview(stack: str) -> RunResult:

@@ -22,14 +22,14 @@ from components.events import (
     EventBusArgs,
     Route,
     _rule_name,
-    discover_contracts,
     routes_from_catalog,
-    to_draft4,
 )
+from components.schema_registry import discover_contracts
+from contracts import SCHEMA_DIR
+from contracts.draft4 import to_draft4
 from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from services.notification.contracts import SCHEMA_DIR
 from services.spec import ServiceSpec, Subscription
 from tests.conftest import ROOT, STACKS, only, preview, run_component
 from tests.notification_events import detail
@@ -643,3 +643,12 @@ def test_a_contract_nobody_publishes_is_refused(tmp_path: Path) -> None:
     (tmp_path / "OrderShipped" / "v1.json").write_text("{}")
     with pytest.raises(ConfigError, match="'OrderShipped' needs one publisher; no service publishes it"):
         discover_contracts(tmp_path, CATALOG)
+
+
+def test_the_converter_handles_exactly_the_keywords_the_validator_supports() -> None:
+    """One list of contract keywords (`contracts.SUPPORTED_KEYWORDS`): the registry converter may not
+    lag behind the handler's validator, nor accept more than it."""
+    from contracts import SUPPORTED_KEYWORDS
+    from contracts.draft4 import HANDLED_KEYWORDS
+
+    assert HANDLED_KEYWORDS == SUPPORTED_KEYWORDS

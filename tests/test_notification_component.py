@@ -15,6 +15,7 @@ import pytest
 
 from components.notification import (
     CODE_DIR,
+    CONTRACTS_DIR,
     NotificationFunction,
     NotificationFunctionArgs,
     NotificationSettings,
@@ -24,7 +25,7 @@ from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from services.notification.service import SPEC
 from services.spec import ServiceSpec, Subscription
-from tests.conftest import STACKS, only, preview, run_component
+from tests.conftest import STACKS, TEST_CONTEXT, only, preview, run_component
 
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-4333-a444-555555555555"
 QUEUE_ARN = f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:ms-test-notification-queue-1a2b3c4"
@@ -43,17 +44,15 @@ def function_args(**overrides: Any) -> NotificationFunctionArgs:
         "settings": SETTINGS,
         "queue_arn": QUEUE_ARN,
         "topic_arn": TOPIC_ARN,
-        "kms_key_arn": KEY_ARN,
         "log_retention_days": 14,
         "tracing": True,
-        "tags": {"Environment": "test"},
     }
     return NotificationFunctionArgs(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
 def plan() -> Plan:
-    return run_component(lambda: NotificationFunction("ms-test-notification", function_args()))
+    return run_component(lambda: NotificationFunction("ms-test-notification", function_args(), TEST_CONTEXT))
 
 
 def statements(plan: Plan) -> dict[str, dict[str, Any]]:
@@ -155,7 +154,7 @@ def test_role_is_assumable_by_lambda_only(plan: Plan) -> None:
 
 
 def test_without_tracing_the_role_has_no_xray_grant() -> None:
-    plan = run_component(lambda: NotificationFunction("n", function_args(tracing=False)))
+    plan = run_component(lambda: NotificationFunction("n", function_args(tracing=False), TEST_CONTEXT))
     assert "SendTraces" not in statements(plan)
     function = only(plan, FUNCTION)
     assert function.inputs["tracingConfig"] == {"mode": "PassThrough"}, function.urn
@@ -205,14 +204,16 @@ def test_failure_queue_is_encrypted_tls_only_and_kept_14_days(plan: Plan) -> Non
 
 def test_a_spec_with_queue_delivery_needs_its_queue() -> None:
     with pytest.raises(ValueError, match="subscribes with `queue` delivery: pass queue_arn"):
-        run_component(lambda: NotificationFunction("n", function_args(queue_arn=None)))
+        run_component(lambda: NotificationFunction("n", function_args(queue_arn=None), TEST_CONTEXT))
 
 
 def test_a_direct_only_spec_has_no_queue_trigger_or_queue_grant() -> None:
     direct_only = SPEC.model_copy(
         update={"subscribes": (Subscription(source="user", detail_types=("UserRegistered",), delivery="direct"),)}
     )
-    plan = run_component(lambda: NotificationFunction("n", function_args(spec=direct_only, queue_arn=None)))
+    plan = run_component(
+        lambda: NotificationFunction("n", function_args(spec=direct_only, queue_arn=None), TEST_CONTEXT)
+    )
     assert plan.of_type(MAPPING) == []
     assert "ConsumeOwnQueue" not in statements(plan)
 
@@ -220,7 +221,7 @@ def test_a_direct_only_spec_has_no_queue_trigger_or_queue_grant() -> None:
 def test_a_fargate_spec_is_refused() -> None:
     fargate = ServiceSpec(name="order", description="x")
     with pytest.raises(ValueError, match="is a fargate service, not a Lambda"):
-        run_component(lambda: NotificationFunction("n", function_args(spec=fargate, queue_arn=None)))
+        run_component(lambda: NotificationFunction("n", function_args(spec=fargate, queue_arn=None), TEST_CONTEXT))
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -253,8 +254,8 @@ def archive_paths(plan: Plan) -> set[str]:
 
 def test_package_is_the_handler_directory_with_its_contracts(plan: Plan) -> None:
     shipped = archive_paths(plan)
-    schemas = {p.relative_to(CODE_DIR).as_posix() for p in CODE_DIR.glob("schemas/*/v*.json")}
-    assert {"handler.py", "contracts.py"} <= shipped, shipped
+    schemas = {f"contracts/{p.relative_to(CONTRACTS_DIR).as_posix()}" for p in CONTRACTS_DIR.glob("schemas/*/v*.json")}
+    assert {"handler.py", "contracts/__init__.py"} <= shipped, shipped
     assert schemas and schemas <= shipped, schemas - shipped
     assert not {"service.py", "__init__.py"} & shipped, shipped
     assert not any("__pycache__" in p or p.endswith(".pyc") or p.startswith("tests/") for p in shipped), shipped
@@ -263,7 +264,6 @@ def test_package_is_the_handler_directory_with_its_contracts(plan: Plan) -> None
 def test_package_excludes_tests_caches_and_the_spec(tmp_path: Path) -> None:
     for relative in [
         "handler.py",
-        "contracts.py",
         "service.py",
         "__init__.py",
         "schemas/X/v1.json",
@@ -272,11 +272,21 @@ def test_package_excludes_tests_caches_and_the_spec(tmp_path: Path) -> None:
         "tests/conftest.py",
         "__pycache__/handler.cpython-312.pyc",
         "test_local.py",
-        "contracts.pyc",
+        "helpers.pyc",
     ]:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("")
-    assert sorted(code_assets(tmp_path)) == ["contracts.py", "handler.py", "schemas/X/v1.json", "schemas/__init__.py"]
+    own = sorted(p for p in code_assets(tmp_path) if not p.startswith("contracts/"))
+    assert own == ["handler.py", "schemas/X/v1.json", "schemas/__init__.py"]
+
+
+def test_the_shared_contracts_package_ships_beside_the_handler_and_may_not_be_shadowed(tmp_path: Path) -> None:
+    shared = {p for p in code_assets(CODE_DIR) if p.startswith("contracts/")}
+    assert {"contracts/__init__.py", "contracts/schemas/OrderPlaced/v2.json"} <= shared, shared
+    (tmp_path / "handler.py").write_text("")
+    (tmp_path / "contracts.py").write_text("")
+    with pytest.raises(ValueError, match="has its own contracts module"):
+        code_assets(tmp_path)
 
 
 def test_a_directory_without_the_handler_is_refused(tmp_path: Path) -> None:
@@ -305,8 +315,8 @@ def test_shipped_files_import_as_the_lambda_runtime_would(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     contracts_file, count = result.stdout.split()
-    assert Path(contracts_file).resolve() == (tmp_path / "contracts.py").resolve()
-    assert int(count) == len(list(CODE_DIR.glob("schemas/*/v*.json")))
+    assert Path(contracts_file).resolve() == (tmp_path / "contracts" / "__init__.py").resolve()
+    assert int(count) == len(list(CONTRACTS_DIR.glob("schemas/*/v*.json")))
 
 
 # --- wiring in the real stacks ------------------------------------------------------------------

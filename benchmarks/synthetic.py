@@ -142,7 +142,9 @@ def synthetic_catalog(n: int, seed: int = 0) -> list[ServiceSpec]:
                 secrets=secrets,
             )
         )
-    return specs
+    # The other side of the call graph: every callee accepts exactly the services that call it.
+    callers = {spec.name: tuple(c.name for c in specs if spec.name in c.calls) for spec in specs}
+    return [spec.model_copy(update={"accepts": callers[spec.name]}) for spec in specs]
 
 
 def with_notification(catalog: Sequence[ServiceSpec]) -> list[ServiceSpec]:

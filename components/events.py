@@ -9,21 +9,19 @@ What follows from the specs (`services/*.py`):
 - every rule target has a retry policy and a dead-letter queue (`<name>-targets-dlq`), which only
   EventBridge rules of this bus (and the bus itself, for encryption errors) may send to.
 
-Ordering. The bus must exist before the services (they receive its ARN and their queue ARNs), but
-two of its policies name principals that the services create: the bus resource policy names the
-publishers' task roles, the topic policy names the notification function's role, and the `direct`
-rules target a function that does not exist yet. So the constructor declares everything that needs
-nothing from the services, and three methods declare the rest once the caller has built them:
+Whole at construction. The bus exists before the services (they receive its ARN and their queue
+ARNs), so everything that names a principal the services create is its OWN small component, declared
+after both sides (each takes the bus and the other side as arguments and reaches into neither):
 
-    bus = EventBus(...)                                        # bus, archive, queues, queue rules, topic
-    fn = NotificationFunction(..., queue_arn=bus.queue_arn_for("notification"), topic_arn=bus.topic_arn)
-    bus.route_to_function("notification", function_arn=fn.function_arn, function_name=fn.function_name)
-    bus.allow_topic_publishers([fn.role_arn])
+    bus = EventBus(...)           # bus, archive, queues, every rule (queue and direct), topic, registry
+    fn = LambdaService(..., queue_arn=bus.queue_arn_for("notification"), topic_arn=bus.topic_arn)
+    FunctionRoutes(..., FunctionRoutesArgs(bus=bus, service="notification", function_arn=.., function_name=..))
     services = {name: FargateMicroservice(..., publish_bus_arn=bus.bus_arn, ...) for ...}
-    bus.allow_publishers({name: svc.task_role_arn for name, svc in services.items() if publishes})
+    EventPublishers(..., EventPublishersArgs(bus=bus, task_role_arns={..}, topic_publisher_role_arns=[fn.role_arn]))
 
-Each method declares its resources as children of the bus (each may run once), so the resource
-tree is the same as if everything were known up front.
+`FunctionRoutes` holds the direct rules' targets and Lambda permissions, `EventPublishers` the bus
+resource policy and the topic policy. Their resources were children of the bus before; they carry
+`aliases` to that parent, so moving them is a rename for the engine, not a replacement.
 """
 
 from __future__ import annotations
@@ -212,15 +210,18 @@ class EventBus(pulumi.ComponentResource):
     targets_dlq_arn: pulumi.Output[str]
     routes: list[Route]
     contracts: EventSchemaRegistry | None
+    direct_rules: dict[str, list[tuple[Route, aws.cloudwatch.EventRule]]]
+    """The `direct` rules by consumer service (their targets and permissions: `FunctionRoutes`)."""
+    component_name: str
 
     def __init__(self, name: str, args: EventBusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("microservices:events:EventBus", name, None, opts)
         self._name = name
+        self.component_name = name
         self._args = args
         self._specs = {s.name: s for s in args.catalog}
         self.routes = routes_from_catalog(args.catalog)
         self._check_visibility_timeouts()
-        self._done: set[str] = set()
         self._queues: dict[str, aws.sqs.Queue] = {}
         self._dlqs: dict[str, aws.sqs.Queue] = {}
         self.rules: dict[Route, aws.cloudwatch.EventRule] = {}
@@ -228,6 +229,7 @@ class EventBus(pulumi.ComponentResource):
         self._create_bus()
         self._create_consumer_queues()
         self._create_queue_routes()
+        self.direct_rules = self._create_direct_rules()
         self._create_topic()
         self.contracts = (
             EventSchemaRegistry(
@@ -275,91 +277,23 @@ class EventBus(pulumi.ComponentResource):
             raise KeyError(f"service {service!r} has no queue (no `queue` subscription); services with one: {has}")
         return self._queues[service]
 
-    # --- declared once the principals exist ---------------------------------------------------
+    @property
+    def publishers(self) -> dict[str, tuple[str, ...]]:
+        """Detail-types each publishing service puts on the bus, by service."""
+        return {name: spec.publishes for name, spec in sorted(self._specs.items()) if spec.publishes}
 
-    def route_to_function(
-        self, service: str, *, function_arn: pulumi.Input[str], function_name: pulumi.Input[str]
-    ) -> list[aws.cloudwatch.EventRule]:
-        """Declare the `direct` rules of Lambda consumer `service`: each targets the function, with a
-        retry policy and the targets' DLQ, and may invoke it only through a permission scoped to the
-        rule's ARN."""
-        self._once(f"route:{service}")
-        routes = [r for r in self.routes if r.consumer == service and r.delivery == "direct"]
-        if not routes:
-            raise ValueError(f"EventBus.route_to_function: service {service!r} has no `direct` subscription")
-        rules = []
-        for route in routes:
-            rule = self._rule(route)
-            base = _rule_name(f"{self._name}-{route.consumer}-{route.publisher}-direct")
-            aws.cloudwatch.EventTarget(
-                f"{base}-target",
-                rule=rule.name,
-                event_bus_name=self.bus_name,
-                arn=function_arn,
-                retry_policy=self._retry_policy(),
-                dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=self._targets_dlq.arn),
-                opts=self._child(),
-            )
-            aws.lambda_.Permission(
-                f"{base}-invoke",
-                action="lambda:InvokeFunction",
-                function=function_name,
-                principal="events.amazonaws.com",
-                source_arn=rule.arn,
-                opts=self._child(),
-            )
-            rules.append(rule)
-        return rules
+    @property
+    def topic(self) -> aws.sns.Topic:
+        return self._topic
 
-    def allow_topic_publishers(self, role_arns: Sequence[pulumi.Input[str]]) -> aws.sns.TopicPolicy:
-        """Topic policy: only these roles (the notification function's) may publish, and only over TLS."""
-        self._once("topic-policy")
-        if not role_arns:
-            raise ValueError("EventBus.allow_topic_publishers: at least one role ARN is required")
-        return aws.sns.TopicPolicy(
-            f"{self._name}-notifications-policy",
-            arn=self._topic.arn,
-            policy=pulumi.Output.all(self._topic.arn, *role_arns).apply(lambda v: topic_policy(v[0], v[1:])),
-            opts=self._child(),
-        )
-
-    def allow_publishers(self, role_arns_by_service: Mapping[str, pulumi.Input[str]]) -> aws.cloudwatch.EventBusPolicy:
-        """Bus resource policy naming every publisher's task role (see `publisher_policy`).
-
-        Keys must be exactly the services whose spec `publishes` something: a missing one could not
-        publish, an extra one would be granted a source nobody declared.
-        """
-        self._once("bus-policy")
-        publishers = {s.name: s.publishes for s in self._specs.values() if s.publishes}
-        missing = sorted(set(publishers) - set(role_arns_by_service))
-        extra = sorted(set(role_arns_by_service) - set(publishers))
-        if missing or extra:
-            raise ValueError(
-                "EventBus.allow_publishers: pass one task role per publishing service "
-                f"({', '.join(sorted(publishers))}); missing: {missing or 'none'}, not publishers: {extra or 'none'}"
-            )
-        services = sorted(publishers)
-
-        def render(values: list[Any]) -> str:
-            bus_arn, *roles = values
-            return publisher_policy(bus_arn, {s: (r, publishers[s]) for s, r in zip(services, roles, strict=True)})
-
-        return aws.cloudwatch.EventBusPolicy(
-            f"{self._name}-bus-policy",
-            event_bus_name=self.bus_name,
-            policy=pulumi.Output.all(self.bus_arn, *(role_arns_by_service[s] for s in services)).apply(render),
-            opts=self._child(),
-        )
+    def retry_policy(self) -> aws.cloudwatch.EventTargetRetryPolicyArgs:
+        """Every rule target's retry policy (an hour, then the targets' DLQ)."""
+        return self._retry_policy()
 
     # --- resources ----------------------------------------------------------------------------
 
     def _child(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self)
-
-    def _once(self, what: str) -> None:
-        if what in self._done:
-            raise ValueError(f"EventBus {self._name}: {what} was already declared")
-        self._done.add(what)
 
     def _check_visibility_timeouts(self) -> None:
         queue_consumers = {r.consumer for r in self.routes if r.delivery == "queue"}
@@ -512,6 +446,14 @@ class EventBus(pulumi.ComponentResource):
                 policy=pulumi.Output.all(queue.arn, *(r.arn for r in rules)).apply(lambda v: queue_policy(v[0], v[1:])),
                 opts=self._child(),
             )
+
+    def _create_direct_rules(self) -> dict[str, list[tuple[Route, aws.cloudwatch.EventRule]]]:
+        """The rules of `direct` subscriptions: declared here, with every other rule of the bus; what they
+        invoke (a function that exists only later) is `FunctionRoutes`."""
+        rules: dict[str, list[tuple[Route, aws.cloudwatch.EventRule]]] = {}
+        for route in (r for r in self.routes if r.delivery == "direct"):
+            rules.setdefault(route.consumer, []).append((route, self._rule(route)))
+        return rules
 
     def _create_topic(self) -> None:
         self._topic = aws.sns.Topic(

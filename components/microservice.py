@@ -171,6 +171,9 @@ class FargateMicroserviceArgs:
     """The cluster's ECS Exec log group; the task role may write session logs to it when Exec is on."""
     alarm_topic_arn: pulumi.Input[str] | None = None
     """SNS topic for alarm and OK notifications; alarms still exist (dashboard state) without one."""
+    alarm_name_prefix: str = ""
+    """What every alarm name must start with for the topic to accept it (`Observability.alarm_name_prefix`);
+    checked before any resource is declared, so a rename cannot silently drop alarms."""
     alb: AlbAttachment | None = None
     """Public routing; only for specs with `public_paths`."""
     publish_bus_arn: pulumi.Input[str] | None = None
@@ -245,8 +248,13 @@ class FargateMicroservice(pulumi.ComponentResource):
     """Secret ARN per `SecretRef.env_name` (operators put the values there out of band)."""
 
     def __init__(self, name: str, args: FargateMicroserviceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("microservices:service:FargateMicroservice", name, None, opts)
         _validate(args)
+        if not name.startswith(args.alarm_name_prefix):
+            raise ValueError(
+                f"FargateMicroservice {name!r}: its alarms would be named {name}-..., which the alarm topic refuses "
+                f"(it accepts only alarms named {args.alarm_name_prefix}...); name the component with that prefix"
+            )
+        super().__init__("microservices:service:FargateMicroservice", name, None, opts)
         spec = args.spec
         self.spec = spec
         self._name = name

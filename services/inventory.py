@@ -12,6 +12,7 @@ SPEC = ServiceSpec(
     health_check_path="/health",
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/inventory",),
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(PostgresStore(name="inventory-db", database_name="inventory"),),
     publishes=("InventoryLow",),
     subscribes=(Subscription(source="order", detail_types=("OrderPlaced", "OrderCancelled")),),

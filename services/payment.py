@@ -11,6 +11,7 @@ SPEC = ServiceSpec(
     container_port=8080,
     health_check_path="/health",
     sizing={"cpu": 512, "memory": 1024},
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(RedisStore(name="payment-cache"),),
     publishes=("PaymentCaptured",),
     secrets=(SecretRef(env_name="PAYMENT_PROVIDER_API_KEY", description="API key of the card processor"),),

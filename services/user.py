@@ -11,6 +11,7 @@ SPEC = ServiceSpec(
     health_check_path="/health",
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/users",),
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(PostgresStore(name="users-db", database_name="users"),),
     publishes=("UserRegistered",),
 )

@@ -633,9 +633,11 @@ class ServiceMesh(pulumi.ComponentResource):
                 "dns_records": [{"ttl": DISCOVERY_TTL_SECONDS, "type": "A"}],
                 "routing_policy": "MULTIVALUE",
             },
-            # ECS reports each task's health. AWS ignores failure_threshold now (always 1) and the
-            # provider marks it deprecated, but an empty block is dropped and the service would be
-            # created WITHOUT custom health checks (pulumi/pulumi-aws#6289), so it stays.
+            # ECS reports each task's health. AWS ignores failure_threshold now (always 1; Cloud Map API
+            # HealthCheckCustomConfig) and the provider marks it deprecated, but an empty block is dropped
+            # and the service would be created WITHOUT custom health checks, which ECS service discovery
+            # needs (hashicorp/terraform-provider-aws#44285). It stays, at AWS's only value; the
+            # preflight lists it as an advisory, not a failure.
             health_check_custom_config={"failure_threshold": 1},
             tags={**self._tags, "Service": view.service},
             opts=pulumi.ResourceOptions(parent=self),

@@ -181,8 +181,6 @@ class FargateMicroserviceArgs:
     consume_queue_arns: Sequence[pulumi.Input[str]] = ()
     """SQS queues this service polls (grants exactly the consumer actions on them)."""
     mesh: MeshAttachment | None = None
-    cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"
-    """Graviton by default (cheaper; Fargate Spot supports ARM64 on platform 1.4.0). Images must be multi-arch."""
 
 
 def service_log_group_name(component_name: str) -> str:
@@ -619,7 +617,9 @@ class FargateMicroservice(pulumi.ComponentResource):
             network_mode="awsvpc",
             requires_compatibilities=["FARGATE"],
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
+                # From the same validated config as the capacity strategy: ARM64 never meets Fargate Spot.
+                operating_system_family="LINUX",
+                cpu_architecture=args.compute.cpu_architecture,
             ),
             execution_role_arn=self.execution_role_arn,
             task_role_arn=self.task_role_arn,

@@ -30,6 +30,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_limits import ec2_description
 from components.events import EventBus, _rule_name, publisher_policy, topic_policy
 from components.mesh import MESH_PORT, ServiceMesh, identity_secret_policy
 
@@ -186,7 +187,7 @@ class MeshConnections(pulumi.ComponentResource):
                     ip_protocol="tcp",
                     from_port=MESH_PORT,
                     to_port=MESH_PORT,
-                    description=f"mTLS mesh: {caller}'s sidecar to {callee}'s sidecar",
+                    description=ec2_description(f"mTLS mesh: {caller} sidecar to {callee} sidecar"),
                     tags={**tags, "Service": callee},
                     opts=_moved_from(mesh, self),
                 )
@@ -197,7 +198,7 @@ class MeshConnections(pulumi.ComponentResource):
                     ip_protocol="tcp",
                     from_port=MESH_PORT,
                     to_port=MESH_PORT,
-                    description=f"mTLS mesh: {caller}'s sidecar to {callee}'s sidecar",
+                    description=ec2_description(f"mTLS mesh: {caller} sidecar to {callee} sidecar"),
                     tags={**tags, "Service": caller},
                     opts=_moved_from(mesh, self),
                 )

@@ -25,7 +25,7 @@ class PostgresStore(_Spec):
     kind: Literal["postgres"] = "postgres"
     name: str = Field(pattern=NAME_PATTERN)
     database_name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    engine_version: str = "16.6"
+    """The engine version is the stack's `data.postgresVersion` (validated against AWS's creatable list)."""
 
 
 class DynamoStore(_Spec):

@@ -69,7 +69,9 @@ def test_contracts_import_only_the_standard_library_and_themselves() -> None:
 
 def test_the_config_and_spec_models_sit_at_the_bottom() -> None:
     models = [ROOT / "components" / "config.py", ROOT / "services" / "spec.py"]
-    assert violations(models, {"model"}) == []
+    # components/aws_limits.py is data (dated AWS limits with their sources), itself importing nothing of ours.
+    assert violations(models, {"model"}, allowed_modules=frozenset({"components.aws_limits"})) == []
+    assert violations([ROOT / "components" / "aws_limits.py"], set()) == []
 
 
 def test_the_lambda_code_imports_only_the_contracts() -> None:

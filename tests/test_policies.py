@@ -74,7 +74,7 @@ def test_pack_assembles_every_rule_of_every_module_once() -> None:
     modules = (containers, data_stores, edge, identity, mesh, messaging, network, observability, ownership, serverless)
     in_modules = [rule.name for module in modules for rule in module.RULES]
     assert sorted(in_modules) == sorted(RULES)
-    assert len(PACK["RULES"]) == len(RULES) == 36
+    assert len(PACK["RULES"]) == len(RULES) == 37
 
 
 def test_every_rule_has_metadata_and_a_valid_policy_object() -> None:
@@ -1048,15 +1048,50 @@ def test_alb_https_listeners() -> None:
 def test_alb_http_listeners_only_redirect_to_https() -> None:
     rule = edge.ALB_HTTPS_LISTENERS
     forward = {"protocol": "HTTP", "defaultActions": [{"type": "forward", "targetGroupArn": "tg"}]}
-    assert rule.run(make(LISTENER, "l", forward)) == [
-        "listener 'l' serves plain HTTP: its only default action must redirect to HTTPS (HTTP_301)."
-    ]
-    to_http = {"protocol": "HTTP", "defaultActions": [{"type": "redirect", "redirect": {"protocol": "HTTP"}}]}
-    assert rule.run(make(LISTENER, "l", to_http)) != []
+    assert rule.run(make(LISTENER, "l", forward)) == []  # judged by the stack rule below
     assert rule.run(make(LISTENER, "l", {})) == [
         "listener 'l' declares no protocol; the AWS default for an application load balancer is plain HTTP."
     ]
     assert rule.run(make(LISTENER, "l", {"protocol": "TCP"})) == []
+
+
+def _plaintext_stack(*, internal: bool, cidr: bool, redirect: bool = False) -> Stack:
+    from tests.policy_fixtures import INGRESS, SG
+
+    stack = Stack()
+    caller = stack.add(SG, "vpc-link-sg", {"description": "vpc link"})
+    group = stack.add(SG, "api-alb-sg", {"description": "internal alb"})
+    source = {"cidrIpv4": "0.0.0.0/0"} if cidr else {"referencedSecurityGroupId": "sg-0123"}
+    stack.add(
+        INGRESS,
+        "in-80",
+        {"ipProtocol": "tcp", "fromPort": 80, "toPort": 80, **source},
+        deps={"securityGroupId": [group], **({} if cidr else {"referencedSecurityGroupId": [caller]})},
+    )
+    lb = stack.add(
+        "aws:lb/loadBalancer:LoadBalancer", "api-alb", {"internal": internal}, deps={"securityGroups": [group]}
+    )
+    actions = [{"type": "redirect", "redirect": {"protocol": "HTTPS"}}] if redirect else [{"type": "fixed-response"}]
+    stack.add(
+        LISTENER, "l", {"protocol": "HTTP", "port": 80, "defaultActions": actions}, deps={"loadBalancerArn": [lb]}
+    )
+    return stack
+
+
+def test_alb_plaintext_listeners_only_on_internal_balancers_reached_from_security_groups() -> None:
+    rule = edge.ALB_PLAINTEXT_LISTENERS
+    message = (
+        "listener 'l' serves plain HTTP: its only default action must redirect to HTTPS (HTTP_301), unless its "
+        "load balancer is internal and its security groups admit port 80 from other security groups only (no "
+        "address ranges)."
+    )
+    assert found(rule, _plaintext_stack(internal=True, cidr=False)) == []
+    assert found(rule, _plaintext_stack(internal=False, cidr=False, redirect=True)) == []
+    assert found(rule, _plaintext_stack(internal=False, cidr=False)) == [message]
+    assert found(rule, _plaintext_stack(internal=True, cidr=True)) == [message]
+    to_http = _plaintext_stack(internal=False, cidr=False, redirect=True)
+    to_http["l"].update(defaultActions=[{"type": "redirect", "redirect": {"protocol": "HTTP"}}])
+    assert found(rule, to_http) == [message]
 
 
 LB = "aws:lb/loadBalancer:LoadBalancer"

@@ -51,6 +51,7 @@ STATEFUL_TYPES = frozenset(
         "tls:index/privateKey:PrivateKey",
         "tls:index/selfSignedCert:SelfSignedCert",
         "tls:index/locallySignedCert:LocallySignedCert",
+        "random:index/randomPassword:RandomPassword",
         # Stored objects, messages, events and logs.
         "aws:s3/bucket:Bucket",
         "aws:s3/bucketV2:BucketV2",

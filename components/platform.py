@@ -215,6 +215,8 @@ class Platform:
     """One FargateMicroservice per `kind == "fargate"` spec, by service name."""
     functions: dict[str, LambdaService] = field(default_factory=dict)
     """One LambdaService per `kind == "lambda"` spec, by service name."""
+    wiring: list[pulumi.ComponentResource] = field(default_factory=list)
+    """The components declared after the services that connect them (routes, policies, rules, watch)."""
 
     @property
     def notification(self) -> LambdaService | None:
@@ -346,15 +348,17 @@ def build_platform(inputs: PlatformInputs) -> Platform:
     functions = {n: f for n, f in built.items() if isinstance(f, LambdaService)}
 
     # --- the wiring between them, declared after both sides ----------------------------------------
+    wiring: list[pulumi.ComponentResource] = []
     for name, function in functions.items():
         if events.direct_rules.get(name):
-            FunctionRoutes(
+            routes = FunctionRoutes(
                 f"{prefix}-{name}-routes",
                 FunctionRoutesArgs(
                     bus=events, service=name, function_arn=function.function_arn, function_name=function.function_name
                 ),
             )
-    EventPublishers(
+            wiring.append(routes)
+    publishers = EventPublishers(
         f"{prefix}-publishers",
         EventPublishersArgs(
             bus=events,
@@ -365,7 +369,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             topic_publisher_role_arns=[f.role_arn for f in functions.values() if f.spec.notifies],
         ),
     )
-    MeshConnections(
+    connections = MeshConnections(
         f"{prefix}-mesh-connections",
         MeshConnectionsArgs(
             mesh=mesh,
@@ -402,6 +406,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         watch=watch,
         services=services,
         functions=functions,
+        wiring=[*wiring, publishers, connections, watch],
     )
 
 

@@ -25,6 +25,7 @@ from components.events import (
     routes_from_catalog,
 )
 from components.schema_registry import discover_contracts
+from components.wiring import EventPublishers, EventPublishersArgs, FunctionRoutes, FunctionRoutesArgs
 from contracts import SCHEMA_DIR
 from contracts.draft4 import to_draft4
 from offline.mocks import ACCOUNT_ID
@@ -61,10 +62,20 @@ def bus_args(catalog: list[ServiceSpec] = CATALOG, **overrides: Any) -> EventBus
 
 
 def build_full_bus() -> None:
+    """The bus, then its wiring (declared after it, as `build_platform` does)."""
     bus = EventBus("t", bus_args())
-    bus.route_to_function("notification", function_arn=FUNCTION_ARN, function_name="notification-fn")
-    bus.allow_topic_publishers([FUNCTION_ROLE])
-    bus.allow_publishers({name: task_role(name) for name in PUBLISHERS})
+    FunctionRoutes(
+        "t-notification-routes",
+        FunctionRoutesArgs(bus=bus, service="notification", function_arn=FUNCTION_ARN, function_name="notification-fn"),
+    )
+    EventPublishers(
+        "t-publishers",
+        EventPublishersArgs(
+            bus=bus,
+            task_role_arns={name: task_role(name) for name in PUBLISHERS},
+            topic_publisher_role_arns=[FUNCTION_ROLE],
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -403,7 +414,7 @@ def test_every_stack_bus_policy_names_the_task_roles_of_the_publishing_services(
 )
 def test_bus_policy_needs_exactly_the_publishing_services(roles: dict[str, str], message: str) -> None:
     def build() -> None:
-        EventBus("t", bus_args(schema_dir=None)).allow_publishers(roles)
+        EventPublishers("p", EventPublishersArgs(bus=EventBus("t", bus_args(schema_dir=None)), task_role_arns=roles))
 
     with pytest.raises(ValueError, match=message):
         run_component(build)
@@ -435,13 +446,30 @@ def test_topic_is_encrypted_and_only_the_function_role_may_publish_over_tls(plan
     ], policy_resource.urn
 
 
-def test_each_late_declaration_runs_once() -> None:
+def test_the_bus_is_whole_at_construction_and_its_wiring_is_its_own_component() -> None:
+    """Every rule (queue and direct) is the bus's; targets of direct rules, permissions and policies
+    naming other components' principals are children of the wiring components declared after it."""
+    plan = run_component(build_full_bus)
+    by_urn = plan.by_urn()
+    bus = only(plan, "microservices:events:EventBus")
+    for rule in plan.of_type("aws:cloudwatch/eventRule:EventRule"):
+        assert rule.parent == bus.urn, rule.urn
+    wired = {
+        "aws:lambda/permission:Permission": "microservices:wiring:FunctionRoutes",
+        "aws:cloudwatch/eventBusPolicy:EventBusPolicy": "microservices:wiring:EventPublishers",
+        "aws:sns/topicPolicy:TopicPolicy": "microservices:wiring:EventPublishers",
+    }
+    for type_token, parent_type in wired.items():
+        for resource in plan.of_type(type_token):
+            assert by_urn[resource.parent].type == parent_type, resource.urn
+
+
+def test_function_routes_need_a_direct_subscription() -> None:
     def build() -> None:
         bus = EventBus("t", bus_args(schema_dir=None))
-        bus.allow_topic_publishers([FUNCTION_ROLE])
-        bus.allow_topic_publishers([FUNCTION_ROLE])
+        FunctionRoutes("r", FunctionRoutesArgs(bus=bus, service="inventory", function_arn="a", function_name="f"))
 
-    with pytest.raises(ValueError, match="topic-policy was already declared"):
+    with pytest.raises(ValueError, match="'inventory' has no `direct` subscription"):
         run_component(build)
 
 

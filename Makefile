@@ -28,7 +28,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components contracts model services offline policies
+	$(BIN)/mypy --strict components contracts model services offline policies
 
 unit: setup
 	$(BIN)/python -m pytest -n 2

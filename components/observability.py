@@ -39,6 +39,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ObservabilityConfig
+from components.context import PlatformContext
 from components.iam import deny_insecure_transport
 from components.microservice import (
     CPU_ALARM_PERCENT,
@@ -59,13 +60,10 @@ _WIDGET_HEIGHT = 6
 
 @dataclass(frozen=True)
 class ObservabilityArgs:
+    """The platform key (the context's) encrypts the topic; its policy lets cloudwatch.amazonaws.com
+    encrypt alarm messages with it."""
+
     config: ObservabilityConfig
-    kms_key_arn: pulumi.Input[str]
-    """The platform key; its policy lets cloudwatch.amazonaws.com encrypt alarm messages with it."""
-    account_id: str
-    region: str
-    partition: str
-    tags: Mapping[str, str]
     container_insights: bool = True
     """Whether the cluster publishes ECS/ContainerInsights (running vs desired tasks on the dashboard)."""
 
@@ -325,14 +323,17 @@ class Observability(pulumi.ComponentResource):
     region: str
     container_insights: bool
 
-    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ObservabilityArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("microservices:observability:Observability", name, None, opts)
         self._name = name
         self._args = args
-        self._tags = dict(args.tags)
+        self._context = context
+        self._tags = dict(context.tags)
         self.component_name = name
         self.dashboard_name = f"{name}-platform"
-        self.region = args.region
+        self.region = context.region
         self.container_insights = args.container_insights
 
         self._alarm_topic()
@@ -360,15 +361,14 @@ class Observability(pulumi.ComponentResource):
     @property
     def alarm_arn_pattern(self) -> str:
         """ARNs of this environment's alarms: every alarm of the platform is named `<name>-...`."""
-        args = self._args
-        return f"arn:{args.partition}:cloudwatch:{args.region}:{args.account_id}:alarm:{self.alarm_name_prefix}*"
+        return self._context.arn("cloudwatch", f"alarm:{self.alarm_name_prefix}*")
 
     def _alarm_topic(self) -> None:
         args = self._args
         topic = aws.sns.Topic(
             f"{self._name}-alarms",
             display_name=f"{self._name} alarms",
-            kms_master_key_id=args.kms_key_arn,
+            kms_master_key_id=self._context.key_arn,
             tags=self._tags,
             opts=self._child(),
         )
@@ -377,7 +377,7 @@ class Observability(pulumi.ComponentResource):
             f"{self._name}-alarms-policy",
             arn=topic.arn,
             policy=topic.arn.apply(
-                lambda arn: alarm_topic_policy(arn, account_id=args.account_id, alarm_arn_pattern=pattern)
+                lambda arn: alarm_topic_policy(arn, account_id=self._context.account_id, alarm_arn_pattern=pattern)
             ),
             opts=self._child(),
         )

@@ -257,10 +257,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
     tags = dict(base_context.tags)
 
     # --- the foundation: everything the services plug into -----------------------------------------
-    key = PlatformKey(
-        prefix,
-        PlatformKeyArgs(account_id=identity.account_id, region=config.region, partition=partition, tags=tags),
-    )
+    key = PlatformKey(prefix, PlatformKeyArgs(), base_context)
     context = base_context.with_key(key.key_arn)
     network = Network(
         prefix,
@@ -273,24 +270,13 @@ def build_platform(inputs: PlatformInputs) -> Platform:
     )
     cluster = Cluster(
         prefix,
-        ClusterArgs(
-            config=config.compute,
-            kms_key_arn=key.key_arn,
-            log_retention_days=config.observability.log_retention_days,
-            tags=tags,
-        ),
+        ClusterArgs(config=config.compute, log_retention_days=config.observability.log_retention_days),
+        context,
     )
     observability = Observability(
         prefix,
-        ObservabilityArgs(
-            config=config.observability,
-            kms_key_arn=key.key_arn,
-            account_id=identity.account_id,
-            region=config.region,
-            partition=partition,
-            tags=tags,
-            container_insights=config.compute.container_insights,
-        ),
+        ObservabilityArgs(config=config.observability, container_insights=config.compute.container_insights),
+        context,
     )
     mesh = ServiceMesh(
         prefix,

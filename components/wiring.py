@@ -31,8 +31,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_limits import ec2_description
-from components.events import EventBus, _rule_name, publisher_policy, topic_policy
 from components.envoy import MESH_PORT
+from components.events import EventBus, _rule_name, publisher_policy, topic_policy
 from components.mesh import ServiceMesh, identity_secret_policy
 
 

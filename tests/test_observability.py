@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from components.config import ObservabilityConfig
+from components.context import PlatformContext
 from components.kms import key_policy
 from components.observability import (
     DashboardModel,
@@ -47,19 +48,17 @@ LB_DIMS = {"LoadBalancer": "app/ms-test-alb/0123456789abcdef", "TargetGroup": "t
 
 
 def observability_args(**config: Any) -> ObservabilityArgs:
-    return ObservabilityArgs(
-        config=ObservabilityConfig(**config),
-        kms_key_arn=KEY_ARN,
-        account_id=ACCOUNT_ID,
-        region="us-east-1",
-        partition="aws",
-        tags=TAGS,
-    )
+    return ObservabilityArgs(config=ObservabilityConfig(**config))
+
+
+CONTEXT = PlatformContext(
+    environment="test", account_id=ACCOUNT_ID, region="us-east-1", partition="aws", tags=TAGS
+).with_key(KEY_ARN)
 
 
 def build(**config: Any) -> Observability:
     """The alarm topic first, then the watch over what it alarms on (as `build_platform` does)."""
-    observability = Observability("ms-test", observability_args(**config))
+    observability = Observability("ms-test", observability_args(**config), CONTEXT)
     PlatformWatch(
         "ms-test-watch",
         PlatformWatchArgs(
@@ -156,7 +155,7 @@ def test_no_email_subscription_unless_configured(plan: Plan) -> None:
 
 
 def test_alarm_email_subscribes_to_the_topic() -> None:
-    result = run_component(lambda: Observability("ms-test", observability_args(alarm_email="oncall@example.com")))
+    result = run_component(lambda: Observability("ms-test", observability_args(alarm_email="oncall@example.com"), CONTEXT))
     subscription = only(result, SUBSCRIPTION)
     topic = only(result, TOPIC)
     assert subscription.inputs["protocol"] == "email", subscription.urn

@@ -37,6 +37,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ConfigError, EventsConfig
+from components.context import PlatformContext
 from components.iam import deny_insecure_transport, sid
 from components.schema_registry import EventSchemaRegistry, EventSchemaRegistryArgs
 from contracts import event_pattern
@@ -62,16 +63,10 @@ _RULE_NAME_MAX = 64 - 8
 class EventBusArgs:
     config: EventsConfig
     catalog: Sequence[ServiceSpec]
-    kms_key_arn: pulumi.Input[str]
-    """The platform key: encrypts the bus, its archive, every queue and the topic."""
-    account_id: str
-    region: str
-    partition: str
-    tags: dict[str, str]
     visibility_timeouts: Mapping[str, int] = field(default_factory=dict)
     """Queue visibility timeout per consumer service, in seconds. Every Lambda consumer with `queue`
     delivery must be listed (AWS guidance: at least 6x the function timeout plus the batching window,
-    see `NotificationSettings.queue_visibility_timeout_seconds`); container consumers default to
+    see `LambdaSettings.queue_visibility_timeout_seconds`); container consumers default to
     `DEFAULT_VISIBILITY_TIMEOUT_SECONDS`."""
     schema_dir: Path | None = None
     """`<DetailType>/v<N>.json` JSON Schemas to register in an EventBridge schema registry; none if unset."""
@@ -214,10 +209,14 @@ class EventBus(pulumi.ComponentResource):
     """The `direct` rules by consumer service (their targets and permissions: `FunctionRoutes`)."""
     component_name: str
 
-    def __init__(self, name: str, args: EventBusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: EventBusArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        """`context.key_arn` encrypts the bus, its archive, every queue and the topic."""
         super().__init__("microservices:events:EventBus", name, None, opts)
         self._name = name
         self.component_name = name
+        self._context = context
         self._args = args
         self._specs = {s.name: s for s in args.catalog}
         self.routes = routes_from_catalog(args.catalog)
@@ -234,7 +233,7 @@ class EventBus(pulumi.ComponentResource):
         self.contracts = (
             EventSchemaRegistry(
                 f"{name}-contracts",
-                EventSchemaRegistryArgs(schema_dir=args.schema_dir, catalog=args.catalog, tags=args.tags),
+                EventSchemaRegistryArgs(schema_dir=args.schema_dir, catalog=args.catalog, tags=dict(context.tags)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             if args.schema_dir is not None
@@ -308,10 +307,10 @@ class EventBus(pulumi.ComponentResource):
                 )
 
     def _encrypted_queue(self, name: str, *, retention: int, visibility: int | None = None, **extra: Any) -> Any:
-        tags = {**self._args.tags, **extra.pop("tags", {})}
+        tags = {**self._context.tags, **extra.pop("tags", {})}
         return aws.sqs.Queue(
             name,
-            kms_master_key_id=self._args.kms_key_arn,
+            kms_master_key_id=self._context.key_arn,
             kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
             message_retention_seconds=retention,
             visibility_timeout_seconds=visibility,
@@ -331,16 +330,14 @@ class EventBus(pulumi.ComponentResource):
         bus = aws.cloudwatch.EventBus(
             f"{self._name}-bus",
             description=f"{self._name}: domain events of the microservices platform",
-            kms_key_identifier=args.kms_key_arn,
+            kms_key_identifier=self._context.key_arn,
             dead_letter_config=aws.cloudwatch.EventBusDeadLetterConfigArgs(arn=self._targets_dlq.arn),
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=self._child(),
         )
         self.bus_arn = bus.arn
         self.bus_name = bus.name
-        rules_arn = pulumi.Output.concat(
-            f"arn:{args.partition}:events:{args.region}:{args.account_id}:rule/", bus.name, "/*"
-        )
+        rules_arn = pulumi.Output.concat(self._context.arn("events", "rule/"), bus.name, "/*")
         aws.sqs.QueuePolicy(
             f"{self._name}-targets-dlq-policy",
             queue_url=self._targets_dlq.url,
@@ -361,7 +358,7 @@ class EventBus(pulumi.ComponentResource):
             # Only the platform's own sources: anything else on the bus is not a domain event.
             event_pattern=json.dumps({"source": sources}),
             retention_days=args.config.archive_retention_days,
-            kms_key_identifier=args.kms_key_arn,
+            kms_key_identifier=self._context.key_arn,
             opts=self._child(),
         )
         self.archive_arn = archive.arn
@@ -419,7 +416,7 @@ class EventBus(pulumi.ComponentResource):
             f"({route.delivery})",
             event_bus_name=self.bus_name,
             event_pattern=json.dumps(route.pattern),
-            tags={**self._args.tags, "Service": route.consumer},
+            tags={**self._context.tags, "Service": route.consumer},
             opts=self._child(),
         )
         self.rules[route] = rule
@@ -459,8 +456,8 @@ class EventBus(pulumi.ComponentResource):
         self._topic = aws.sns.Topic(
             f"{self._name}-notifications",
             display_name="Platform notifications",
-            kms_master_key_id=self._args.kms_key_arn,
-            tags=self._args.tags,
+            kms_master_key_id=self._context.key_arn,
+            tags=dict(self._context.tags),
             opts=self._child(),
         )
         self.topic_arn = self._topic.arn

@@ -88,6 +88,7 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from components.config import ConfigError, MeshConfig
+from components.context import PlatformContext
 from components.envoy import (
     ACM_PCA_END_ENTITY_TEMPLATE_ARN,
     EDGE_PORT,
@@ -287,15 +288,9 @@ def envoy_container(
 @dataclass(frozen=True)
 class ServiceMeshArgs:
     config: MeshConfig
-    environment: str
     catalog: Sequence[ServiceSpec]
     """Every spec; the Fargate ones get an identity, `calls` between them is the call graph."""
     vpc_id: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
-    """The platform key: encrypts the identity secrets."""
-    region: str
-    partition: str
-    tags: Mapping[str, str]
     protect: bool = False
     """`protect` the CA (pass `data.protectResources`): destroying or replacing it breaks every identity."""
     rotation: str = DEFAULT_ROTATION
@@ -364,20 +359,24 @@ class ServiceMesh(pulumi.ComponentResource):
     """This component's name: the prefix of every child's name (and of `MeshConnections`' resources)."""
     tags: dict[str, str]
 
-    def __init__(self, name: str, args: ServiceMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ServiceMeshArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        """`context.key_arn` encrypts the identity secrets; `context.environment` is in every SPIFFE id."""
         # Everything that can be wrong with the config or the call graph fails before any registration.
         config = args.config
-        self._views = mesh_views(args.catalog, environment=args.environment, trust_domain=config.trust_domain)
+        self._context = context
+        self._views = mesh_views(args.catalog, environment=context.environment, trust_domain=config.trust_domain)
         super().__init__("microservices:mesh:ServiceMesh", name, None, opts)
         self._name = name
         self._args = args
-        self._tags = {**args.tags, "Component": "mesh"}
+        self._tags = context.with_tags(Component="mesh")
         self.tags = dict(self._tags)
         self.component_name = name
         self._secrets: dict[str, aws.secretsmanager.Secret] = {}
         self.rotation_triggers = {}
         self.trust_domain = config.trust_domain
-        self.namespace_name = f"{args.environment}.{config.trust_domain}"
+        self.namespace_name = f"{self._context.environment}.{config.trust_domain}"
 
         self._namespace()
         if config.certificate_authority == "privateCa":
@@ -426,7 +425,7 @@ class ServiceMesh(pulumi.ComponentResource):
             identity.view,
             secret_arn=identity.secret_arn,
             certificate_serial=identity.certificate_serial,
-            log_configuration=log_configuration(component, self._args.region, ENVOY_CONTAINER),
+            log_configuration=log_configuration(component, self._context.region, ENVOY_CONTAINER),
             image=self._args.envoy_image,
         )
         return MeshAttachment(
@@ -463,7 +462,7 @@ class ServiceMesh(pulumi.ComponentResource):
             f"{self._name}-namespace",
             name=self.namespace_name,
             vpc=self._args.vpc_id,
-            description=f"mTLS mesh discovery of the {self._args.environment} services (<service>.{self.namespace_name})",
+            description=f"mTLS mesh discovery of the {self._context.environment} services (<service>.{self.namespace_name})",
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -473,9 +472,9 @@ class ServiceMesh(pulumi.ComponentResource):
     def _ca_subject(self) -> dict[str, str]:
         """CN `<env> mesh CA`, O the trust domain, OU the environment (each within X.500's 64 characters)."""
         return {
-            "common_name": f"{self._args.environment} mesh CA",
+            "common_name": f"{self._context.environment} mesh CA",
             "organization": self.trust_domain,
-            "organizational_unit": self._args.environment,
+            "organizational_unit": self._context.environment,
         }
 
     def _self_managed_ca(self) -> None:
@@ -529,7 +528,7 @@ class ServiceMesh(pulumi.ComponentResource):
             certificate_authority_arn=ca.arn,
             certificate_signing_request=ca.certificate_signing_request,
             signing_algorithm=PCA_SIGNING_ALGORITHM,
-            template_arn=f"arn:{args.partition}:acm-pca:::template/{PCA_ROOT_TEMPLATE}",
+            template_arn=f"arn:{self._context.partition}:acm-pca:::template/{PCA_ROOT_TEMPLATE}",
             validity={"type": "YEARS", "value": str(PCA_ROOT_VALIDITY_YEARS)},
             opts=opts,
         )
@@ -589,7 +588,7 @@ class ServiceMesh(pulumi.ComponentResource):
                 certificate_authority_arn=self._pca.arn,
                 certificate_signing_request=csr.cert_request_pem,
                 signing_algorithm=PCA_SIGNING_ALGORITHM,
-                template_arn=ACM_PCA_END_ENTITY_TEMPLATE_ARN.replace("arn:aws:", f"arn:{args.partition}:", 1),
+                template_arn=ACM_PCA_END_ENTITY_TEMPLATE_ARN.replace("arn:aws:", f"arn:{self._context.partition}:", 1),
                 validity={"type": "DAYS", "value": str(params.validity_period_days)},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self._activation] if self._activation else []),
             )
@@ -598,12 +597,12 @@ class ServiceMesh(pulumi.ComponentResource):
             serial = issued.arn.apply(lambda arn: arn.rsplit("/certificate/", 1)[-1])
         secret = aws.secretsmanager.Secret(
             f"{name}-identity",
-            name=f"microservices/{args.environment}/{svc}/mesh-identity",
+            name=f"microservices/{self._context.environment}/{svc}/mesh-identity",
             description=(
                 f"mTLS workload identity of {svc} ({view.identity}): certificate chain, private key and mesh CA "
                 "bundle for its Envoy sidecar. Issued by Pulumi; readable by its ECS execution role only."
             ),
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=self._context.key_arn,
             recovery_window_in_days=30 if args.protect else 7,
             tags={**self._tags, "Service": svc},
             opts=child,

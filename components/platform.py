@@ -282,29 +282,21 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         prefix,
         ServiceMeshArgs(
             config=config.mesh,
-            environment=config.environment,
             catalog=inputs.catalog,
             vpc_id=network.vpc_id,
-            kms_key_arn=key.key_arn,
-            region=config.region,
-            partition=partition,
-            tags=tags,
             protect=config.data.protect_resources,
         ),
+        context,
     )
     events = EventBus(
         prefix,
         EventBusArgs(
             config=config.events,
             catalog=inputs.catalog,
-            kms_key_arn=key.key_arn,
-            account_id=identity.account_id,
-            region=config.region,
-            partition=partition,
-            tags=tags,
             visibility_timeouts=_lambda_visibility_timeouts(inputs),
             schema_dir=SCHEMA_DIR,
         ),
+        context,
     )
     edge = Edge(
         prefix,

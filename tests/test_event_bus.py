@@ -16,6 +16,7 @@ import yaml
 from moto import mock_aws
 
 from components.config import ConfigError, EventsConfig
+from components.context import PlatformContext
 from components.events import (
     DLQ_RETENTION_SECONDS,
     EventBus,
@@ -50,20 +51,20 @@ def bus_args(catalog: list[ServiceSpec] = CATALOG, **overrides: Any) -> EventBus
     values: dict[str, Any] = {
         "config": EventsConfig(archive_retention_days=45, max_receive_count=4),
         "catalog": catalog,
-        "kms_key_arn": KEY_ARN,
-        "account_id": ACCOUNT_ID,
-        "region": "us-east-1",
-        "partition": "aws",
-        "tags": {"Environment": "test"},
         "visibility_timeouts": {"notification": 185},
         "schema_dir": SCHEMA_DIR,
     }
     return EventBusArgs(**{**values, **overrides})
 
 
+CONTEXT = PlatformContext(
+    environment="test", account_id=ACCOUNT_ID, region="us-east-1", partition="aws", tags={"Environment": "test"}
+).with_key(KEY_ARN)
+
+
 def build_full_bus() -> None:
     """The bus, then its wiring (declared after it, as `build_platform` does)."""
-    bus = EventBus("t", bus_args())
+    bus = EventBus("t", bus_args(), CONTEXT)
     FunctionRoutes(
         "t-notification-routes",
         FunctionRoutesArgs(bus=bus, service="notification", function_arn=FUNCTION_ARN, function_name="notification-fn"),
@@ -219,7 +220,7 @@ def test_targets_dlq_accepts_only_this_bus_and_its_rules(plan: Plan) -> None:
 
 
 def test_lambda_consumer_queue_visibility_comes_from_the_function() -> None:
-    plan = run_component(lambda: EventBus("t", bus_args(visibility_timeouts={"notification": 305})))
+    plan = run_component(lambda: EventBus("t", bus_args(visibility_timeouts={"notification": 305}), CONTEXT))
     by_service = {q.inputs["tags"]["Service"]: q for q in queues(plan, "consumer")}
     assert by_service["notification"].inputs["visibilityTimeoutSeconds"] == 305, by_service["notification"].urn
     assert by_service["inventory"].inputs["visibilityTimeoutSeconds"] == 60, by_service["inventory"].urn
@@ -227,7 +228,7 @@ def test_lambda_consumer_queue_visibility_comes_from_the_function() -> None:
 
 def test_a_lambda_consumer_without_a_visibility_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="Lambda consumer 'notification' needs its queue visibility timeout"):
-        run_component(lambda: EventBus("t", bus_args(visibility_timeouts={})))
+        run_component(lambda: EventBus("t", bus_args(visibility_timeouts={}), CONTEXT))
 
 
 # --- bus, archive, rules, targets ---------------------------------------------------------------
@@ -414,7 +415,9 @@ def test_every_stack_bus_policy_names_the_task_roles_of_the_publishing_services(
 )
 def test_bus_policy_needs_exactly_the_publishing_services(roles: dict[str, str], message: str) -> None:
     def build() -> None:
-        EventPublishers("p", EventPublishersArgs(bus=EventBus("t", bus_args(schema_dir=None)), task_role_arns=roles))
+        EventPublishers(
+            "p", EventPublishersArgs(bus=EventBus("t", bus_args(schema_dir=None), CONTEXT), task_role_arns=roles)
+        )
 
     with pytest.raises(ValueError, match=message):
         run_component(build)
@@ -466,7 +469,7 @@ def test_the_bus_is_whole_at_construction_and_its_wiring_is_its_own_component() 
 
 def test_function_routes_need_a_direct_subscription() -> None:
     def build() -> None:
-        bus = EventBus("t", bus_args(schema_dir=None))
+        bus = EventBus("t", bus_args(schema_dir=None), CONTEXT)
         FunctionRoutes("r", FunctionRoutesArgs(bus=bus, service="inventory", function_arn="a", function_name="f"))
 
     with pytest.raises(ValueError, match="'inventory' has no `direct` subscription"):
@@ -475,7 +478,7 @@ def test_function_routes_need_a_direct_subscription() -> None:
 
 def test_queue_lookups_name_the_services_that_have_a_queue() -> None:
     def build() -> None:
-        bus = EventBus("t", bus_args(schema_dir=None))
+        bus = EventBus("t", bus_args(schema_dir=None), CONTEXT)
         assert bus.queue_consumers == ["inventory", "notification"]
         bus.queue_arn_for("order")
 

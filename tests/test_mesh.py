@@ -26,6 +26,7 @@ from components.config import (
     ObservabilityConfig,
     ServiceSizing,
 )
+from components.context import PlatformContext
 from components.envoy import (
     ACM_PCA_END_ENTITY_TEMPLATE_ARN,
     EDGE_PORT,
@@ -325,17 +326,19 @@ def run_mesh(
             "ms-test",
             ServiceMeshArgs(
                 config=config or MeshConfig(),
-                environment="test",
                 catalog=catalog or CATALOG,
                 vpc_id="vpc-0123456789abcdef0",
-                kms_key_arn=KEY_ARN,
-                region="us-east-1",
-                partition="aws",
-                tags={"Project": "microservices"},
                 protect=protect,
                 now=now,
                 rotation=rotation,
             ),
+            PlatformContext(
+                environment="test",
+                account_id="123456789012",
+                region="us-east-1",
+                partition="aws",
+                tags={"Project": "microservices"},
+            ).with_key(KEY_ARN),
         )
         holder["mesh"] = mesh
         if then is not None:

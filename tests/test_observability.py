@@ -155,7 +155,9 @@ def test_no_email_subscription_unless_configured(plan: Plan) -> None:
 
 
 def test_alarm_email_subscribes_to_the_topic() -> None:
-    result = run_component(lambda: Observability("ms-test", observability_args(alarm_email="oncall@example.com"), CONTEXT))
+    result = run_component(
+        lambda: Observability("ms-test", observability_args(alarm_email="oncall@example.com"), CONTEXT)
+    )
     subscription = only(result, SUBSCRIPTION)
     topic = only(result, TOPIC)
     assert subscription.inputs["protocol"] == "email", subscription.urn

@@ -254,7 +254,6 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         tags=config.base_tags(),
     )
     prefix = base_context.prefix
-    tags = dict(base_context.tags)
 
     # --- the foundation: everything the services plug into -----------------------------------------
     key = PlatformKey(prefix, PlatformKeyArgs(), base_context)
@@ -303,9 +302,6 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         EdgeArgs(
             config=config.edge,
             is_production=config.is_production,
-            region=config.region,
-            account_id=identity.account_id,
-            partition=partition,
             vpc_id=network.vpc_id,
             vpc_cidr=network.cidr_block,
             public_subnet_ids=network.public_subnet_ids,
@@ -313,10 +309,9 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             public_services=[s for s in inputs.catalog if s.kind == "fargate" and s.is_public],
             # Load balancers reach public services only through their Envoy sidecar's TLS edge port.
             target_ports=[EDGE_PORT],
-            kms_key_arn=key.key_arn,
             log_retention_days=config.observability.log_retention_days,
-            tags=tags,
         ),
+        context,
     )
     base = Foundation(inputs, context, network, cluster, observability, mesh, events, edge)
 

@@ -107,7 +107,6 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
         FargateMicroserviceArgs(
             spec=spec,
             sizing=base.inputs.sizing[spec.name],
-            environment=context.environment,
             compute=config.compute,
             data=config.data,
             observability=config.observability,
@@ -116,11 +115,6 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
             isolated_subnet_ids=base.network.isolated_subnet_ids,
             cluster_arn=base.cluster.cluster_arn,
             cluster_name=base.cluster.cluster_name,
-            kms_key_arn=context.key_arn,
-            account_id=context.account_id,
-            region=context.region,
-            partition=context.partition,
-            tags=context.tags,
             exec_log_group_name=base.cluster.exec_log_group_name if config.compute.enable_execute_command else None,
             alarm_topic_arn=base.observability.alarm_topic_arn,
             alarm_name_prefix=base.observability.alarm_name_prefix,
@@ -134,6 +128,7 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
             if spec.name in base.events.queue_consumers
             else [],
         ),
+        context,
     )
 
 

@@ -672,7 +672,6 @@ def test_a_microservice_built_with_the_attachment_runs_the_sidecar_and_registers
             FargateMicroserviceArgs(
                 spec=spec,
                 sizing=ServiceSizing(image="public.ecr.aws/docker/library/busybox:1.37"),
-                environment="test",
                 compute=ComputeConfig(),
                 data=DataConfig(),
                 observability=ObservabilityConfig(log_retention_days=7),
@@ -681,13 +680,15 @@ def test_a_microservice_built_with_the_attachment_runs_the_sidecar_and_registers
                 isolated_subnet_ids=["subnet-1a", "subnet-1b"],
                 cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/ms-test",
                 cluster_name="ms-test",
-                kms_key_arn=KEY_ARN,
+                mesh=mesh.attachment_for("cart", component_name="ms-test-cart"),
+            ),
+            PlatformContext(
+                environment="test",
                 account_id="123456789012",
                 region="us-east-1",
                 partition="aws",
                 tags={"Project": "microservices"},
-                mesh=mesh.attachment_for("cart", component_name="ms-test-cart"),
-            ),
+            ).with_key(KEY_ARN),
         )
         MeshConnections(
             "ms-test-mesh-connections",

@@ -257,3 +257,15 @@ def test_the_exports_provider_versions_are_the_pinned_ones() -> None:
     """`offline/export.py` writes provider plugin versions into exports; they are the installed SDKs."""
     for package, version in PLUGIN_VERSIONS.items():
         assert importlib.metadata.version(f"pulumi-{package}") == version, package
+
+
+def test_the_secret_markers_are_the_sdks() -> None:
+    """The engine's secret envelope, written by the exports and by the policy runner: both copies are
+    the Pulumi SDK's own constants (`pulumi.runtime.rpc`)."""
+    from pulumi.runtime import rpc
+
+    from offline import export
+    from offline.policy import protocol
+
+    assert export.SECRET_SIG_KEY == protocol.SIG_KEY == rpc._special_sig_key
+    assert export.SECRET_SIG == protocol.SECRET_SIG == rpc._special_secret_sig

@@ -26,6 +26,7 @@ from components.datastores import DataStoreArgs, DynamoTable
 from components.edge import Edge, EdgeArgs
 from components.envoy import EDGE_PORT
 from components.events import EventBus, EventBusArgs
+from components.images import ServiceImage, ServiceImageArgs
 from components.kms import PlatformKey, PlatformKeyArgs
 from components.mesh import ServiceMesh, ServiceMeshArgs
 from components.microservice import AlbAttachment, FargateMicroservice, FargateMicroserviceArgs
@@ -68,15 +69,22 @@ class PlatformInputs:
                     f"stack '{stack}': config microservices:services.{name}: unknown service; "
                     f"known services: {', '.join(sorted(known))}"
                 )
+        from services import spec_file
+
         sizing = {
             spec.name: resolve_sizing(
-                stack, config, spec.name, {**spec.sizing, **({"image": spec.image} if spec.image else {})}
+                stack,
+                config,
+                spec.name,
+                {**spec.sizing, **({"image": spec.image} if spec.image else {})},
+                spec_file=spec_file(spec),
             )
             for spec in catalog
             if spec.kind == "fargate"
         }
+        built = {spec.name for spec in catalog if spec.build is not None}
         for name, resolved in sorted(sizing.items()):
-            if not resolved.image:
+            if not resolved.image and name not in built:
                 raise ConfigError(
                     f"stack '{stack}': config microservices:services.{name}.image: is required but not set "
                     f"(service spec '{name}' has no default image); set a container image reference"
@@ -102,11 +110,30 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
     """A container service: FargateMicroservice behind its Envoy sidecar, with its own data and alarms."""
     config, context = base.inputs.config, base.context
     name = service_component_name(context, spec.name)
+    sizing = base.inputs.sizing[spec.name]
+    # A reference image (a spec with `build`, unless the stack sets `image`): its own ECR repository,
+    # built and pushed by `pulumi up`; the task definition pins its digest.
+    image = (
+        ServiceImage(
+            name,
+            ServiceImageArgs(
+                service=spec.name,
+                environment=context.environment,
+                build=spec.build,
+                kms_key_arn=context.key_arn,
+                cpu_architecture=config.compute.cpu_architecture,
+                protect=config.data.protect_resources,
+                tags=context.tags,
+            ),
+        )
+        if spec.build is not None and not sizing.image
+        else None
+    )
     return FargateMicroservice(
         name,
         FargateMicroserviceArgs(
             spec=spec,
-            sizing=base.inputs.sizing[spec.name],
+            sizing=sizing,
             compute=config.compute,
             data=config.data,
             observability=config.observability,
@@ -127,6 +154,8 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
             consume_queue_arns=[base.events.queue_arn_for(spec.name)]
             if spec.name in base.events.queue_consumers
             else [],
+            image=image.image_ref if image is not None else None,
+            image_repository_arn=image.repository_arn if image is not None else None,
         ),
         context,
     )

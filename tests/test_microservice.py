@@ -213,7 +213,8 @@ def test_task_definition_is_hardened_fargate(env: str) -> None:
         for sidecar in set(defs) - {APP_CONTAINER, XRAY_CONTAINER}:  # mesh sidecars, when attached
             assert {"containerName": sidecar, "condition": "HEALTHY"} in app["dependsOn"], task.urn
         assert app["user"] not in ("root", "0", "0:0") and app["user"].split(":")[0] != "0", task.urn
-        assert app["user"] == "101:101", f"{task.urn}: nginx-unprivileged runs as uid 101"
+        spec = next(s for s in load_catalog() if s.name == name)
+        assert app["user"] == spec.run_as_user == "10001:10001", f"{task.urn}: the reference image's user"
         assert app["readonlyRootFilesystem"] is True, task.urn
         assert app["mountPoints"] == [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}]
         assert {"name": "tmp"} in inputs["volumes"], task.urn

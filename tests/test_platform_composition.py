@@ -187,7 +187,7 @@ def test_a_call_the_callee_does_not_accept_is_one_config_line() -> None:
         )
     assert str(caught.value) == (
         "service spec 'order': calls = 'payment': 'payment' does not accept calls from 'order' (its accepts: "
-        "refund); add 'order' to services/payment's accepts, or remove the call"
+        "refund); add 'order' to the accepts of 'payment', or remove the call"
     )
 
 

@@ -94,6 +94,10 @@ STATELESS_TYPES = frozenset(
         "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders",
         "aws:ecs/service:Service",
         "aws:ecs/taskDefinition:TaskDefinition",
+        "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+        # A built image is rebuilt from the repository's sources; what it produced lives in the
+        # (stateful) ECR repository under an immutable tag.
+        "docker-build:index:Image",
         "aws:elasticache/subnetGroup:SubnetGroup",
         "aws:elasticache/parameterGroup:ParameterGroup",
         "aws:iam/policy:Policy",

@@ -1,12 +1,19 @@
 """Command line of the offline preview.
 
-    python -m offline preview --stack dev [--json FILE] [--export FILE] [--no-policy]
+    python -m offline preview --stack dev [--stack prod ...] [--json FILE] [--export FILE] [--no-policy]
+    python -m offline preview --all-stacks [--json 'out/{stack}.json'] [--export 'out/{stack}.export.json']
     python -m offline policy-check --file PLAN
 
 `preview` runs the real program for a stack under Pulumi's mock runtime (no cloud account, no Pulumi
 CLI), prints the plan like `pulumi preview`, and runs the policy pack in `policies/` over it through
 the Analyzer gRPC interface, as `pulumi preview --policy-pack policies` does. `policy-check` runs the
 pack over a saved `--json`/`--export` file (the offline counterpart of `pulumi policy analyze --file`).
+
+Several stacks (`--stack` repeated, or `--all-stacks` for every `Pulumi.<stack>.yaml` present) run in
+one process: imports are paid once, each stack runs in its own fresh runtime context (`offline.runtime`),
+one policy pack process serves them all (`offline.policy.PolicySession`), each stack prints its own
+section, and a summary table ends the output. File names take a `{stack}` placeholder, which several
+stacks require. The exit code is the worst of the stacks'.
 
 Exit status (offline/exitcodes.py): 0 clean; 1 a mandatory policy violation; 2 an input, configuration or
 usage error (one line, no traceback); 3 an internal error (a bug: `--debug` shows its traceback).
@@ -18,9 +25,11 @@ import argparse
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from offline.exitcodes import BUG_REPORT, ExitCode
+from offline.exitcodes import BUG_REPORT, ExitCode, worst
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,11 +39,19 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="on an internal error (exit 3), print the Python traceback too"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    preview = commands.add_parser("preview", parents=[common], help="preview a stack offline and run the policy pack")
-    preview.add_argument("--stack", "-s", required=True, help="stack name: dev, staging or prod")
+    preview = commands.add_parser("preview", parents=[common], help="preview stacks offline and run the policy pack")
+    which = preview.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--stack", "-s", action="append", help="stack name (dev, staging, prod); repeat it to preview several"
+    )
+    which.add_argument("--all-stacks", action="store_true", help="every stack with a Pulumi.<stack>.yaml here")
     preview.add_argument("--project-dir", type=Path, default=Path("."), help="folder holding Pulumi.yaml")
-    preview.add_argument("--json", type=Path, metavar="FILE", help="write the plan as `pulumi preview --json`")
-    preview.add_argument("--export", type=Path, metavar="FILE", help="write a `pulumi stack export` (v3) file")
+    preview.add_argument(
+        "--json", metavar="FILE", help="write the plan as `pulumi preview --json` ({stack} is the stack name)"
+    )
+    preview.add_argument(
+        "--export", metavar="FILE", help="write a `pulumi stack export` (v3) file ({stack} is the stack name)"
+    )
     preview.add_argument("--no-policy", action="store_true", help="skip the policy pack")
     _policy_args(preview)
     check = commands.add_parser(
@@ -52,6 +69,20 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass
+class StackOutcome:
+    """One stack's line in the summary table."""
+
+    stack: str
+    status: ExitCode
+    resources: int | None = None
+    mandatory: int | None = None
+    advisory: int | None = None
+    preflight: int | None = None
+    """Failed preflight checks; None while no preflight stage runs (its column then shows "-")."""
+    seconds: float = 0.0
+
+
 def _check_policies(plan: object, pack: Path, config_file: Path | None) -> ExitCode:
     from offline.policy import PolicyRunnerError, format_report, run_policy_pack
 
@@ -65,34 +96,209 @@ def _check_policies(plan: object, pack: Path, config_file: Path | None) -> ExitC
     return ExitCode.POLICY if report.has_mandatory else ExitCode.OK
 
 
+def _stack_names(args: argparse.Namespace) -> list[str]:
+    """The stacks to preview, in the order given (`--all-stacks`: every Pulumi.<stack>.yaml, by name)."""
+    from offline.runtime import OfflineError, list_stacks
+
+    known = list_stacks(args.project_dir)
+    if not args.all_stacks:
+        stacks = list(dict.fromkeys(args.stack))  # a stack named twice runs once
+        unknown = [s for s in stacks if s not in known]
+        if unknown:
+            raise OfflineError(
+                f"unknown stack {unknown[0]!r}: no Pulumi.{unknown[0]}.yaml in {args.project_dir}; "
+                f"stacks here: {', '.join(known) or 'none'}"
+            )
+        return stacks
+    if not known:
+        raise OfflineError(f"--all-stacks: no Pulumi.<stack>.yaml in {args.project_dir}")
+    return known
+
+
+def _output_path(template: str | None, stack: str, several: bool, option: str) -> Path | None:
+    from offline.runtime import OfflineError
+
+    if template is None:
+        return None
+    if several and "{stack}" not in template:
+        raise OfflineError(
+            f"{option} {template}: several stacks would write the same file; put {{stack}} in the name "
+            f"(e.g. {option} 'out/{{stack}}.json')"
+        )
+    return Path(template.replace("{stack}", stack))
+
+
 def _preview(args: argparse.Namespace) -> ExitCode:
+    from offline.runtime import OfflineError
+
+    started = time.perf_counter()
+    try:
+        stacks = _stack_names(args)
+        several = len(stacks) > 1
+        for stack in stacks:
+            _output_path(args.json, stack, several, "--json")
+            _output_path(args.export, stack, several, "--export")
+    except OfflineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.INPUT
+    pack = args.policy_pack or args.project_dir / "policies"
+    policy = _Policy(pack, args.policy_pack_config, args.project_dir, stacks[0]) if not args.no_policy else None
+    outcomes: list[StackOutcome] = []
+    try:
+        for stack in stacks:
+            if several:
+                print(f"{'=' * 30} stack {stack} {'=' * 30}\n", flush=True)
+            outcomes.append(_preview_stack(args, stack, several, policy))
+            if several:
+                print(flush=True)
+    finally:
+        if policy is not None:
+            policy.close()
+    if several:
+        print(_summary(outcomes, time.perf_counter() - started))
+    else:
+        print(f"\nDuration: {time.perf_counter() - started:.1f}s")
+    return worst(o.status for o in outcomes)
+
+
+class _Policy:
+    """The policy pack for this command: one process for every stack, started before the first program
+    runs (it boots on the other core meanwhile), restarted only if it failed."""
+
+    def __init__(self, pack: Path, config_file: Path | None, project_dir: Path, first_stack: str) -> None:
+        self.pack, self.config_file = pack, config_file
+        self.project_dir, self.first_stack = project_dir, first_stack
+        self.session: Any = None
+        self.error: str | None = None
+        self._start()
+
+    def _start(self) -> None:
+        from offline.policy import PolicyRunnerError, PolicySession
+        from offline.runtime import OfflineError, read_stack_files
+
+        self.error = None
+        try:
+            project = read_stack_files(self.project_dir, self.first_stack).project
+            self.session = PolicySession(self.pack, self.config_file, project=project, stack=self.first_stack)
+        except (PolicyRunnerError, OfflineError) as exc:
+            self.session, self.error = None, str(exc)
+
+    def check(self, plan: Any) -> tuple[ExitCode, Any]:
+        from offline.policy import PolicyRunnerError, format_report
+
+        if self.session is None and self.error is None:
+            self._start()
+        if self.session is None:
+            error, self.error = self.error, None  # report it once, try again for the next stack
+            print(f"error: policy pack {self.pack}: {error}", file=sys.stderr)
+            return ExitCode.INPUT, None
+        try:
+            report = self.session.analyze(plan)
+        except PolicyRunnerError as exc:
+            self.session = None
+            print(f"error: policy pack {self.pack}: {exc}", file=sys.stderr)
+            return ExitCode.INPUT, None
+        print()
+        print(format_report(report), end="")
+        return (ExitCode.POLICY if report.has_mandatory else ExitCode.OK), report
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+def _preview_stack(args: argparse.Namespace, stack: str, several: bool, policy: _Policy | None) -> StackOutcome:
     from offline.export import preview_json, stack_export, write_json
     from offline.render import render_preview
     from offline.runtime import OfflineError, run_program
 
     started = time.perf_counter()
+    outcome = StackOutcome(stack, ExitCode.OK)
     try:
-        result = run_program(args.project_dir, args.stack)
+        result = run_program(args.project_dir, stack)
     except OfflineError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.INPUT
+        outcome.status = ExitCode.INPUT
+    except Exception as exc:
+        if not several:
+            raise  # main() reports it
+        # Another stack may still preview: report this one as main() would, and go on.
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: stack {stack!r}: {BUG_REPORT.format(what=_one_line(exc))}", file=sys.stderr)
+        outcome.status = ExitCode.INTERNAL
+    if outcome.status != ExitCode.OK:
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+    outcome.resources = len(result.plan.resources)
     print(render_preview(result.plan))
     for diagnostic in result.diagnostics:
         print(f"    {diagnostic.severity}: {diagnostic.message}")
-    if args.json:
+    json_path = _output_path(args.json, stack, several, "--json")
+    export_path = _output_path(args.export, stack, several, "--export")
+    if json_path:
         masked = {k: ("[secret]" if k in result.secret_keys else v) for k, v in result.config.items()}
-        write_json(args.json, preview_json(result.plan, masked))
-        print(f"\nWrote {args.json} (pulumi preview --json format)")
-    if args.export:
-        write_json(args.export, stack_export(result.plan))
-        print(f"Wrote {args.export} (pulumi stack export, deployment v3)")
-    status = ExitCode.OK
-    if not args.no_policy:
-        status = _check_policies(
-            result.plan, args.policy_pack or args.project_dir / "policies", args.policy_pack_config
+        write_json(json_path, preview_json(result.plan, masked))
+        print(f"\nWrote {json_path} (pulumi preview --json format)")
+    if export_path:
+        write_json(export_path, stack_export(result.plan))
+        print(f"Wrote {export_path} (pulumi stack export, deployment v3)")
+    # The preflight stage (issue 9) goes here, between the program and the policy pack; it sets
+    # outcome.preflight to its number of failed checks and folds its exit code into outcome.status.
+    if policy is not None:
+        outcome.status, report = policy.check(result.plan)
+        if report is not None:
+            counts = report.counts()
+            outcome.mandatory, outcome.advisory = counts["mandatory"], counts["advisory"]
+    outcome.seconds = time.perf_counter() - started
+    if several:
+        print(f"\nDuration ({stack}): {outcome.seconds:.1f}s")
+    return outcome
+
+
+_RESULT = {
+    ExitCode.OK: "ok",
+    ExitCode.POLICY: "mandatory violation",
+    ExitCode.INPUT: "input error",
+    ExitCode.INTERNAL: "internal error",
+}
+
+
+def _summary(outcomes: list[StackOutcome], seconds: float) -> str:
+    """The table after the per-stack sections: one row per stack, then the command's exit code."""
+
+    def cell(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    header = ("stack", "resources", "mandatory", "advisory", "preflight", "seconds", "result")
+    rows = [
+        (
+            o.stack,
+            cell(o.resources),
+            cell(o.mandatory),
+            cell(o.advisory),
+            cell(o.preflight),
+            f"{o.seconds:.1f}",
+            f"{_RESULT[o.status]} ({int(o.status)})",
         )
-    print(f"\nDuration: {time.perf_counter() - started:.1f}s")
-    return status
+        for o in outcomes
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1], strict=True)]
+        return "    " + "  ".join([*cells, row[-1]])
+
+    status = worst(o.status for o in outcomes)
+    return "\n".join(
+        [
+            f"Summary: {len(outcomes)} stacks in {seconds:.1f}s (one process, one policy pack process)",
+            line(header),
+            *(line(r) for r in rows),
+            f"Exit code {int(status)} ({_RESULT[status]}): the worst of the stacks'.",
+        ]
+    )
 
 
 def _policy_check(args: argparse.Namespace) -> ExitCode:

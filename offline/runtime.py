@@ -2,12 +2,17 @@
 
 This is what the Python language host does for `pulumi preview`, with the engine replaced by
 `RecordingMonitor` (the SDK's MockMonitor, which sees every RegisterResource request in full) and the
-cloud replaced by `offline.mocks.AwsMocks`. Each run happens in a fresh `contextvars.Context`, so the
-Pulumi SDK's ambient settings (stack, config, root resource) never leak from one run into the next.
+cloud replaced by `offline.mocks.AwsMocks`. Each run happens in a fresh `contextvars.Context` and on
+its own asyncio event loop, so the Pulumi SDK's ambient settings (stack, config, root resource) and any
+task or executor thread of one run never leak into the next: several stacks can be previewed in one
+process (imports paid once), each as if it were alone. The loop is closed before the run returns
+(tasks cancelled, async generators and the default executor shut down), so nothing is left for the
+interpreter to finalise at exit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -54,6 +59,11 @@ class StackFiles:
     region: str
 
 
+def list_stacks(project_dir: Path) -> list[str]:
+    """The stacks that have a `Pulumi.<stack>.yaml` in `project_dir`, sorted by name."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in Path(project_dir).glob("Pulumi.*.yaml"))
+
+
 def read_stack_files(project_dir: Path, stack: str) -> StackFiles:
     """Read Pulumi.yaml and Pulumi.<stack>.yaml the way the CLI hands config to a program.
 
@@ -65,7 +75,7 @@ def read_stack_files(project_dir: Path, stack: str) -> StackFiles:
     if not project_file.is_file():
         raise OfflineError(f"no Pulumi.yaml in {project_dir}")
     if not stack_file.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        known = list_stacks(project_dir)
         raise OfflineError(f"unknown stack {stack!r}: no {stack_file.name}; stacks here: {', '.join(known)}")
     project_doc = yaml.safe_load(project_file.read_text()) or {}
     stack_doc = yaml.safe_load(stack_file.read_text()) or {}
@@ -209,7 +219,7 @@ def run_program(project_dir: Path, stack: str, *, config_overrides: Mapping[str,
     project_dir = project_dir.resolve()
     files = read_stack_files(project_dir, stack)
     config = {**files.config, **(config_overrides or {})}
-    return contextvars.Context().run(_run_in_fresh_context, project_dir, stack, files, config)
+    return _in_fresh_runtime(_run_in_fresh_context, project_dir, stack, files, config)
 
 
 def run_function(
@@ -223,7 +233,39 @@ def run_function(
 ) -> RunResult:
     """Run any function that declares resources (a component under test) the same way as a program."""
     files = StackFiles(project=project, config=dict(config or {}), secret_keys=list(secret_keys or []), region=region)
-    return contextvars.Context().run(_run_in_fresh_context, Path.cwd(), stack, files, files.config, program)
+    return _in_fresh_runtime(_run_in_fresh_context, Path.cwd(), stack, files, files.config, program)
+
+
+def _in_fresh_runtime(function: Callable[..., RunResult], *args: Any) -> RunResult:
+    """Call `function(*args)` in a new `contextvars.Context` with a new event loop, closed afterwards."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return contextvars.Context().run(function, *args)
+    finally:
+        try:
+            _close_loop(loop)
+        finally:
+            asyncio.set_event_loop(None)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """What `asyncio.run` does on the way out: cancel what is left, then shut the loop down cleanly.
+
+    After a program error the SDK can leave tasks pending; cancelling and awaiting them here (instead of
+    letting the interpreter destroy them at exit) is what keeps "Task was destroyed but it is pending"
+    and "Exception ignored" messages out of the output.
+    """
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 def _run_in_fresh_context(

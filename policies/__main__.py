@@ -6,9 +6,11 @@ another name (the tests do) assembles the rules without starting the analyzer se
 """
 
 from guardrails import (
+    baseline,
     containers,
     data_stores,
     edge,
+    exceptions,
     identity,
     mesh,
     messaging,
@@ -30,6 +32,8 @@ RULES = [
     *identity.RULES,
     *serverless.RULES,
     *observability.RULES,
+    *baseline.RULES,
+    *exceptions.RULES,  # last: they report on every other policy of the run
 ]
 
 if __name__ == "__main__":

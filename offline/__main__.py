@@ -171,9 +171,9 @@ def _stack_names(args: argparse.Namespace) -> list[str]:
         stacks = list(dict.fromkeys(args.stack))  # a stack named twice runs once
         unknown = [s for s in stacks if s not in known]
         if unknown:
+            # The same words as offline/stackfile.py for one unknown stack.
             raise OfflineError(
-                f"unknown stack {unknown[0]!r}: no Pulumi.{unknown[0]}.yaml in {args.project_dir}; "
-                f"stacks here: {', '.join(known) or 'none'}"
+                f"unknown stack {unknown[0]!r}: no Pulumi.{unknown[0]}.yaml; stacks here: {', '.join(known) or 'none'}"
             )
         return stacks
     if not known:

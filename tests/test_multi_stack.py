@@ -46,8 +46,18 @@ def cli(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def resources_of(document: dict) -> dict[str, dict]:
-    """By URN: resources register concurrently, so their order varies from run to run."""
-    return {r["urn"]: r for r in document["deployment"]["resources"]}
+    """By URN, dependency lists sorted: resources register concurrently and the SDK collects
+    dependencies in sets, so both orders vary from run to run (the contents do not)."""
+
+    def normal(resource: dict) -> dict:
+        resource = dict(resource)
+        resource["dependencies"] = sorted(resource.get("dependencies") or [])
+        resource["propertyDependencies"] = {
+            k: sorted(v) for k, v in (resource.get("propertyDependencies") or {}).items()
+        }
+        return resource
+
+    return {r["urn"]: normal(r) for r in document["deployment"]["resources"]}
 
 
 def summary_row(stdout: str, stack: str) -> list[str]:

@@ -36,12 +36,14 @@ SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
-def class_table() -> dict[str, tuple[str, str]]:
-    """Type token -> (module, class name), from the providers' own registrations (`_utilities.register`)."""
-    import pulumi_aws  # noqa: F401  (importing a provider package registers its resource modules)
-    import pulumi_awsx  # noqa: F401
-    import pulumi_tls  # noqa: F401
+def class_table(packages: set[str]) -> dict[str, tuple[str, str]]:
+    """Type token -> (module, class name), from the providers' own registrations (`_utilities.register`):
+    importing a provider's package (`aws` -> `pulumi_aws`, `docker-build` -> `pulumi_docker_build`)
+    registers its resource modules, without loading them."""
     from pulumi.runtime import rpc
+
+    for package in sorted(packages - {"pulumi"}):
+        importlib.import_module(f"pulumi_{package.replace('-', '_')}")
 
     table: dict[str, tuple[str, str]] = {}
     for modules in rpc._RESOURCE_MODULES.values():
@@ -131,7 +133,7 @@ def main() -> None:
 
     plan = load_plan(args.plan)
     files = read_stack_files(ROOT, plan.stack)
-    table = class_table()
+    table = class_table({r.type.split(":", 1)[0] for r in plan.resources if r.custom or r.remote})
     registered: list[int] = []
     unmapped: list[str] = []
     started_wall, started_cpu = time.perf_counter(), time.process_time()

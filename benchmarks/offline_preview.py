@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/offline_preview.py [--stacks dev staging prod] [--repeat 3] [--no-all]
 
 For each stack, side by side and interleaved (so both see the same load on the machine):
-- program: `python -m offline preview --stack S --no-policy` in a fresh interpreter, as a user runs it;
+- program: `python -m offline preview --stack S --no-preflight --no-policy` in a fresh interpreter, as a
+  user runs it (the program, its plan printed; the preflight and policy stages are measured below);
 - floor: `benchmarks/floor.py` in a fresh interpreter over that stack's plan: the same resources,
   registered flat with the same classes under the same mocks (see its docstring);
 and the ratio program/floor, of CPU time (user + system of the process, the figure to quote on a loaded
 machine) and of wall time. Then, unless `--no-all`, the whole pull-request check two ways: one command
-(`python -m offline preview --all-stacks`, policy pack included) and the old way, one
-`python -m offline preview --stack S` (policy pack included) per stack. CPU time of a command includes
+(`python -m offline preview --stack dev --stack staging --stack prod`, preflight and policy pack
+included, as `make preview-all`) and the old way, one `python -m offline preview --stack S` per stack. CPU time of a command includes
 its children (the policy pack process). Peak RSS is the preview process's own max RSS (getrusage).
 Medians of `--repeat` runs. Not a test: it reports figures, it does not assert them.
 """
@@ -57,7 +58,7 @@ def timed(argv: list[str], *, ok: tuple[int, ...] = (0,)) -> tuple[Sample, subpr
 def preview(stacks: list[str], *, policy: bool, rss_file: Path, extra: list[str] | None = None) -> Sample:
     """`python -m offline preview ...` with the process's own peak RSS recorded as it exits."""
     argv = ["preview", *(a for s in stacks for a in ("--stack", s))] if stacks else ["preview", "--all-stacks"]
-    argv += ([] if policy else ["--no-policy"]) + (extra or [])
+    argv += ([] if policy else ["--no-preflight", "--no-policy"]) + (extra or [])
     probe = (
         "import atexit, resource, runpy, sys; "
         f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write("
@@ -94,7 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         rss = tmp / "maxrss"
-        print("\nprogram (`preview --stack S --no-policy`) against the floor (`benchmarks/floor.py`), per stack")
+        print("\nprogram (`preview --stack S --no-preflight --no-policy`) against the floor (`benchmarks/floor.py`)")
         print(
             f"{'stack':<8} {'resources':>9} {'program cpu':>11} {'floor cpu':>9} {'ratio cpu':>9} "
             f"{'program wall':>12} {'floor wall':>10} {'ratio wall':>10} {'peak MiB':>8}"
@@ -118,7 +119,7 @@ def main() -> None:
             )
         if args.no_all:
             return
-        print("\nthe whole check, policy pack included")
+        print("\nthe whole check, preflight and policy pack included")
         print(f"{'command':<46} {'wall s':>7} {'cpu s':>6} {'peak MiB':>8}")
         one, each = [], []
         for _ in range(args.repeat):

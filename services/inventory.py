@@ -11,6 +11,7 @@ SPEC = ServiceSpec(
     api_contract="interfaces/openapi/inventory.yaml",
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/inventory",),
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(PostgresStore(name="inventory-db", database_name="inventory"),),
     publishes=("InventoryLow",),
     subscribes=(Subscription(source="order", detail_types=("OrderPlaced", "OrderCancelled")),),

@@ -21,7 +21,8 @@ SPEC = ServiceSpec(
     **reference_image("order"),
     sizing={"cpu": 512, "memory": 1024},
     public_paths=("/orders",),
-    calls=("inventory", "payment", "user"),
+    calls=("inventory", "payment", "user"),  # each of them `accepts` order
+    accepts=(),  # no service calls order through the mesh; it is reached from the load balancers only
     uses=(
         "user.getUser",
         "inventory.reserveStock",

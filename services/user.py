@@ -10,6 +10,7 @@ SPEC = ServiceSpec(
     api_contract="interfaces/openapi/user.yaml",
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/users",),
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(PostgresStore(name="users-db", database_name="users"),),
     publishes=("UserRegistered",),
 )

@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
+from contracts import SCHEMA_DIR
 from interfaces.events import check_schema_dir, incompatibilities
 from interfaces.http import (
     Contract,
@@ -34,7 +35,6 @@ from interfaces.http import (
     used_operations,
 )
 from services import load_catalog
-from services.notification.contracts import SCHEMA_DIR
 from services.spec import ServiceSpec
 from tests.conftest import ROOT
 

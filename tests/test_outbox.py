@@ -30,8 +30,8 @@ from components.patterns.outbox import (
     decoder_definition,
     filter_pattern,
 )
+from contracts import SCHEMA_DIR, event_pattern
 from offline.plan import Plan
-from services.notification.contracts import SCHEMA_DIR, event_pattern
 from tests.conftest import only
 from tests.notification_events import detail as order_detail
 

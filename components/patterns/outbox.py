@@ -38,7 +38,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document, service_assume_role_policy
+from components.iam import allow, policy_document, trust_policy
 from components.patterns import PatternContext
 from components.patterns.saga import LOG_DELIVERY_ACTIONS, _tls_only
 
@@ -127,7 +127,6 @@ class Outbox(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**ctx.tags, "Service": args.service}
         self.pipe_name = f"{ctx.prefix}-{args.service}-outbox"
-        pipe_arn = ctx.arn("pipes", f"pipe/{self.pipe_name}")
         decoder_name = f"{self.pipe_name}-decoder"
 
         dlq = aws.sqs.Queue(
@@ -160,12 +159,11 @@ class Outbox(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        decoder_arn = ctx.arn("states", f"stateMachine:{decoder_name}")
         decoder_role = aws.iam.Role(
             f"{name}-decoder-role",
             description=f"Outbox decoder of {args.service}: parses event records (no data access)",
-            assume_role_policy=service_assume_role_policy(
-                "states.amazonaws.com", account_id=ctx.account_id, source_arn_like=decoder_arn
+            assume_role_policy=trust_policy(
+                "states.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
             ),
             tags=tags,
             opts=child,
@@ -194,8 +192,8 @@ class Outbox(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description=f"EventBridge Pipe of {args.service}'s outbox: read its event stream, publish to the bus",
-            assume_role_policy=service_assume_role_policy(
-                "pipes.amazonaws.com", account_id=ctx.account_id, source_arn_like=pipe_arn
+            assume_role_policy=trust_policy(
+                "pipes.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
             ),
             tags=tags,
             opts=child,

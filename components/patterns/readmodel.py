@@ -23,11 +23,11 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document, service_assume_role_policy
+from components.iam import allow, policy_document, trust_policy
 from components.notification import code_assets
 from components.patterns import PatternContext
 from components.patterns.saga import SQS_CONSUMER_ACTIONS, _tls_only
-from services.notification.contracts import event_pattern
+from contracts import event_pattern
 from services.spec import ReadModel as ReadModelSpec
 
 CODE_DIR = Path(__file__).resolve().parent.parent.parent / "services" / "projections"
@@ -155,7 +155,9 @@ class ReadModel(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description=f"Projection of the {model.name} read model: its queue in, its table out",
-            assume_role_policy=service_assume_role_policy("lambda.amazonaws.com", account_id=ctx.account_id),
+            assume_role_policy=trust_policy(
+                "lambda.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
+            ),
             tags=tags,
             opts=child,
         )

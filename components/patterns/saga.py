@@ -41,7 +41,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document, service_assume_role_policy
+from components.iam import allow, policy_document, trust_policy
 from components.patterns import PatternContext
 from services.spec import Saga as SagaSpec
 from services.spec import SagaCommand, SagaStep
@@ -393,7 +393,6 @@ class Saga(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**ctx.tags, "Service": args.orchestrator, "Saga": saga.name}
         self.state_machine_name = state_machine_name(ctx.prefix, saga)
-        arn = ctx.arn("states", f"stateMachine:{self.state_machine_name}")
         missing = sorted(set(saga.participants) - set(args.queues))
         if missing:
             raise ValueError(f"Saga {saga.name!r}: no command queue for participants {missing}")
@@ -409,8 +408,8 @@ class Saga(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description=f"Step Functions workflow of the {saga.name} saga: send commands to its participants",
-            assume_role_policy=service_assume_role_policy(
-                "states.amazonaws.com", account_id=ctx.account_id, source_arn_like=arn
+            assume_role_policy=trust_policy(
+                "states.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
             ),
             tags=tags,
             opts=child,

@@ -356,7 +356,7 @@ def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(variant: st
     rules = {
         t.inputs["rule"]
         for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
-        if t.urn.split("::")[2].startswith("microservices:events:EventBus$")
+        if "microservices:readmodel:ReadModel$" not in t.urn
     }
     subscriptions = [sub for spec in catalog for sub in spec.subscribes]
     assert len(rules) == len(subscriptions)

@@ -482,10 +482,10 @@ def test_preview_runs_the_preflight_before_the_pack_and_no_preflight_skips_it(
 def _ledger_plan(**overrides: Any) -> Plan:
     from components.microservice import FargateMicroservice
     from tests.conftest import run_component
-    from tests.test_microservice import SPEC, make_args
+    from tests.test_microservice import CONTEXT, SPEC, make_args
 
     args = make_args(SPEC, **overrides)
-    return run_component(lambda: FargateMicroservice("ms-test-ledger", args))
+    return run_component(lambda: FargateMicroservice("ms-test-ledger", args, CONTEXT))
 
 
 def test_program_change_arm64_on_spot_is_caught_even_without_config_validation() -> None:

@@ -294,11 +294,16 @@ class EventBus(pulumi.ComponentResource):
     # --- declared once the principals exist ---------------------------------------------------
 
     def route_to_function(
-        self, service: str, *, function_arn: pulumi.Input[str], function_name: pulumi.Input[str]
+        self,
+        service: str,
+        *,
+        function_arn: pulumi.Input[str],
+        function_name: pulumi.Input[str],
+        qualifier: str | None = None,
     ) -> list[aws.cloudwatch.EventRule]:
         """Declare the `direct` rules of Lambda consumer `service`: each targets the function, with a
         retry policy and the targets' DLQ, and may invoke it only through a permission scoped to the
-        rule's ARN."""
+        rule's ARN. With an alias, `function_arn` is the alias ARN and `qualifier` its name."""
         self._once(f"route:{service}")
         routes = [r for r in self.routes if r.consumer == service and r.delivery == "direct"]
         if not routes:
@@ -322,6 +327,7 @@ class EventBus(pulumi.ComponentResource):
                 function=function_name,
                 principal="events.amazonaws.com",
                 source_arn=rule.arn,
+                qualifier=qualifier,
                 opts=self._child(),
             )
             rules.append(rule)

@@ -92,6 +92,11 @@ class Platform:
             "notificationTopicArn": self.events.topic_arn,
             "serviceNames": {name: s.service_name for name, s in self.services.items()},
             "serviceLogGroups": {name: s.log_group_name for name, s in self.services.items()},
+            **(
+                {"notificationDeployment": self.notification.deployment}
+                if self.notification is not None and self.notification.deployment is not None
+                else {}
+            ),
             **(self.mesh.exports() if self.mesh is not None else {}),
             **(self.observability.exports() if self.observability is not None else {}),
         }
@@ -209,6 +214,8 @@ def build_platform(inputs: PlatformInputs) -> Platform:
                 mesh=mesh.attachment_for(spec.name),
                 publish_bus_arn=events.bus_arn if spec.publishes else None,
                 consume_queue_arns=[events.queue_arn_for(spec.name)] if spec.name in events.queue_consumers else [],
+                deployment=config.deployment,
+                vpc_cidr=config.network.cidr,
             ),
         )
         for spec in inputs.catalog
@@ -294,11 +301,15 @@ def _build_events(
             log_retention_days=config.observability.log_retention_days,
             tracing=config.observability.tracing,
             tags=config.base_tags(),
+            traffic_shift=config.deployment.effective_lambda_shift(config.environment),
         ),
     )
     if any(s.delivery == "direct" for s in spec.subscribes):
         events.route_to_function(
-            spec.name, function_arn=notification.function_arn, function_name=notification.function_name
+            spec.name,
+            function_arn=notification.invoke_arn,
+            function_name=notification.function_name,
+            qualifier=notification.invoke_qualifier,
         )
     events.allow_topic_publishers([notification.role_arn])
     return events, notification

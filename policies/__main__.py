@@ -8,6 +8,7 @@ another name (the tests do) assembles the rules without starting the analyzer se
 from guardrails import (
     containers,
     data_stores,
+    deployments,
     edge,
     identity,
     mesh,
@@ -30,6 +31,7 @@ RULES = [
     *identity.RULES,
     *serverless.RULES,
     *observability.RULES,
+    *deployments.RULES,
 ]
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import yaml
 from guardrails import (
     containers,
     data_stores,
+    deployments,
     edge,
     identity,
     mesh,
@@ -71,10 +72,22 @@ def found(rule: StackRule, stack: Stack, **config: Any) -> list[str]:
 # The pack.
 # ==================================================================================================
 def test_pack_assembles_every_rule_of_every_module_once() -> None:
-    modules = (containers, data_stores, edge, identity, mesh, messaging, network, observability, ownership, serverless)
+    modules = (
+        containers,
+        data_stores,
+        deployments,
+        edge,
+        identity,
+        mesh,
+        messaging,
+        network,
+        observability,
+        ownership,
+        serverless,
+    )
     in_modules = [rule.name for module in modules for rule in module.RULES]
     assert sorted(in_modules) == sorted(RULES)
-    assert len(PACK["RULES"]) == len(RULES) == 36
+    assert len(PACK["RULES"]) == len(RULES) == 37
 
 
 def test_every_rule_has_metadata_and_a_valid_policy_object() -> None:

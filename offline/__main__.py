@@ -8,7 +8,8 @@ CLI), prints the plan like `pulumi preview`, and runs the policy pack in `polici
 the Analyzer gRPC interface, as `pulumi preview --policy-pack policies` does. `policy-check` runs the
 pack over a saved `--json`/`--export` file (the offline counterpart of `pulumi policy analyze --file`).
 
-Exit status: 0 success; 1 a mandatory policy violation; 2 a configuration, usage or program error.
+Exit status (offline/exitcodes.py): 0 clean; 1 a mandatory policy violation; 2 an input, configuration or
+usage error (one line, no traceback); 3 an internal error (a bug: `--debug` shows its traceback).
 """
 
 from __future__ import annotations
@@ -16,22 +17,29 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from pathlib import Path
 
-EXIT_OK, EXIT_POLICY, EXIT_ERROR = 0, 1, 2
+from offline.exitcodes import BUG_REPORT, ExitCode
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.split("\n\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="on an internal error (exit 3), print the Python traceback too"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    preview = commands.add_parser("preview", help="preview a stack offline and run the policy pack")
+    preview = commands.add_parser("preview", parents=[common], help="preview a stack offline and run the policy pack")
     preview.add_argument("--stack", "-s", required=True, help="stack name: dev, staging or prod")
     preview.add_argument("--project-dir", type=Path, default=Path("."), help="folder holding Pulumi.yaml")
     preview.add_argument("--json", type=Path, metavar="FILE", help="write the plan as `pulumi preview --json`")
     preview.add_argument("--export", type=Path, metavar="FILE", help="write a `pulumi stack export` (v3) file")
     preview.add_argument("--no-policy", action="store_true", help="skip the policy pack")
     _policy_args(preview)
-    check = commands.add_parser("policy-check", help="run the policy pack over a saved plan or export file")
+    check = commands.add_parser(
+        "policy-check", parents=[common], help="run the policy pack over a saved plan or export file"
+    )
     check.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
     _policy_args(check)
     return parser
@@ -44,20 +52,20 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_policies(plan: object, pack: Path, config_file: Path | None) -> int:
+def _check_policies(plan: object, pack: Path, config_file: Path | None) -> ExitCode:
     from offline.policy_runner import PolicyRunnerError, format_report, run_policy_pack
 
     try:
         report = run_policy_pack(plan, pack_dir=pack, config=config_file)  # type: ignore[arg-type]
     except PolicyRunnerError as exc:
         print(f"error: policy pack {pack}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.INPUT
     print()
     print(format_report(report), end="")
-    return EXIT_POLICY if report.has_mandatory else EXIT_OK
+    return ExitCode.POLICY if report.has_mandatory else ExitCode.OK
 
 
-def _preview(args: argparse.Namespace) -> int:
+def _preview(args: argparse.Namespace) -> ExitCode:
     from offline.export import preview_json, stack_export, write_json
     from offline.render import render_preview
     from offline.runtime import OfflineError, run_program
@@ -67,7 +75,7 @@ def _preview(args: argparse.Namespace) -> int:
         result = run_program(args.project_dir, args.stack)
     except OfflineError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.INPUT
     print(render_preview(result.plan))
     for diagnostic in result.diagnostics:
         print(f"    {diagnostic.severity}: {diagnostic.message}")
@@ -78,7 +86,7 @@ def _preview(args: argparse.Namespace) -> int:
     if args.export:
         write_json(args.export, stack_export(result.plan))
         print(f"Wrote {args.export} (pulumi stack export, deployment v3)")
-    status = EXIT_OK
+    status = ExitCode.OK
     if not args.no_policy:
         status = _check_policies(
             result.plan, args.policy_pack or args.project_dir / "policies", args.policy_pack_config
@@ -87,23 +95,36 @@ def _preview(args: argparse.Namespace) -> int:
     return status
 
 
-def _policy_check(args: argparse.Namespace) -> int:
+def _policy_check(args: argparse.Namespace) -> ExitCode:
     from offline.export import PlanFileError, load_plan
 
     try:
         plan = load_plan(args.file)
     except PlanFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.INPUT
     print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}")
     return _check_policies(plan, args.policy_pack or Path("policies"), args.policy_pack_config)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "preview":
-        return _preview(args)
-    return _policy_check(args)
+    try:
+        if args.command == "preview":
+            return _preview(args)
+        return _policy_check(args)
+    except Exception as exc:
+        # Everything the input can get wrong is reported above as one line with exit 2; anything else
+        # is a bug in this program or the components, so ask for a report instead of blaming the input.
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {BUG_REPORT.format(what=_one_line(exc))}", file=sys.stderr)
+        return ExitCode.INTERNAL
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 if __name__ == "__main__":

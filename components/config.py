@@ -300,6 +300,8 @@ class UsageAssumptions(_Model):
     container_insights_metrics_per_service: int = Field(10, ge=0)
     private_ca_certificates: int = Field(10, ge=0)
     """Certificates issued per month by each private CA."""
+    s3_storage_gb: float = Field(5.0, ge=0)
+    """Per bucket (ALB access logs)."""
 
 
 class ServiceSizing(_Model):

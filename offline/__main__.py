@@ -2,6 +2,8 @@
 
     python -m offline preview --stack dev [--json FILE] [--export FILE] [--no-policy]
     python -m offline policy-check --file PLAN
+    python -m offline cost --stack prod [--format table|json] [--compare OTHER_PLAN] [--refresh-prices]
+    python -m offline diagram --stack prod --format mermaid|dot|svg [--output FILE]
 
 `preview` runs the real program for a stack under Pulumi's mock runtime (no cloud account, no Pulumi
 CLI), prints the plan like `pulumi preview`, and runs the policy pack in `policies/` over it through
@@ -42,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
     _policy_args(check)
+    from offline import cost, diagram  # light: the price table and the renderers load when they run
+
+    cost.add_command(commands, common)
+    diagram.add_command(commands, common)
     return parser
 
 
@@ -79,6 +85,8 @@ def _preview(args: argparse.Namespace) -> ExitCode:
     print(render_preview(result.plan))
     for diagnostic in result.diagnostics:
         print(f"    {diagnostic.severity}: {diagnostic.message}")
+    print()
+    print(_cost_summary(result))
     if args.json:
         masked = {k: ("[secret]" if k in result.secret_keys else v) for k, v in result.config.items()}
         write_json(args.json, preview_json(result.plan, masked))
@@ -93,6 +101,18 @@ def _preview(args: argparse.Namespace) -> ExitCode:
         )
     print(f"\nDuration: {time.perf_counter() - started:.1f}s")
     return status
+
+
+def _cost_summary(result: object) -> str:
+    from offline.cost import CostError, estimate, summary_line, usage_from_config
+
+    config = result.config  # type: ignore[attr-defined]
+    try:
+        return summary_line(
+            estimate(result.plan, region=str(config.get("aws:region") or "us-east-1"), usage=usage_from_config(config))  # type: ignore[attr-defined]
+        )
+    except CostError as exc:
+        return f"Estimated cost: not available ({exc})"
 
 
 def _policy_check(args: argparse.Namespace) -> ExitCode:
@@ -112,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "preview":
             return _preview(args)
+        if args.command in ("cost", "diagram"):
+            return int(args.run(args))
         return _policy_check(args)
     except Exception as exc:
         # Everything the input can get wrong is reported above as one line with exit 2; anything else

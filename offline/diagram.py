@@ -128,6 +128,9 @@ class _Builder:
                 self.by_id.setdefault(r.id, r)
         self.service_of_role: dict[str, str] = {}
 
+    def _arn(self, value: Any) -> PlannedResource | None:
+        return self.by_arn.get(value) if isinstance(value, str) else None
+
     # --- services ------------------------------------------------------------------------------------
     def services(self) -> None:
         for s in self.plan.of_type("aws:ecs/service:Service"):
@@ -144,7 +147,7 @@ class _Builder:
             name = _tag(f, "Service") or f.name
             self.graph.groups[f"svc_{_slug(name)}"] = f"{name} service"
             self.graph.add(Node(_slug(name), f"{name}<br/>Lambda", shape="function", group=f"svc_{_slug(name)}"))
-            role = self.by_arn.get(f.inputs.get("role"))
+            role = self._arn(f.inputs.get("role"))
             if role is not None:
                 self.service_of_role[role.outputs.get("arn", "")] = _slug(name)
         for r in self.plan.of_type("aws:iam/role:Role"):
@@ -221,18 +224,18 @@ class _Builder:
             kind = "mTLS" if src_node.group.startswith("svc_") and dst_node.group.startswith("svc_") else "TLS"
             self.graph.link(source, target, f"{kind} :{port}")
         for assoc in self.plan.of_type("aws:wafv2/webAclAssociation:WebAclAssociation"):
-            acl = self.by_arn.get(assoc.inputs.get("webAclArn"))
-            lb = self.by_arn.get(assoc.inputs.get("resourceArn"))
-            if acl is not None and lb is not None:
+            acl = self._arn(assoc.inputs.get("webAclArn"))
+            target_lb = self._arn(assoc.inputs.get("resourceArn"))
+            if acl is not None and target_lb is not None:
                 self.graph.groups["edge"] = "Edge"
                 waf = self.graph.add(Node(_slug(acl.name), f"WAFv2 web ACL<br/>{acl.name}", group="edge"))
-                self.graph.link(waf, self._alb(lb), "filters")
+                self.graph.link(waf, self._alb(target_lb), "filters")
         for integration in self.plan.of_type("aws:apigatewayv2/integration:Integration"):
             api = self.by_id.get(str(integration.inputs.get("apiId")))
             link = self.by_id.get(str(integration.inputs.get("connectionId")))
-            listener = self.by_arn.get(integration.inputs.get("integrationUri"))
-            lb = self.by_arn.get(listener.inputs.get("loadBalancerArn")) if listener is not None else None
-            if api is None or lb is None:
+            listener = self._arn(integration.inputs.get("integrationUri"))
+            api_lb = self._arn(listener.inputs.get("loadBalancerArn")) if listener is not None else None
+            if api is None or api_lb is None:
                 continue
             self.graph.groups["edge"] = "Edge"
             api_node = self.graph.add(Node(_slug(api.name), f"API Gateway HTTP API<br/>{api.name}", group="edge"))
@@ -240,10 +243,10 @@ class _Builder:
                 link_node = self.graph.add(Node(_slug(link.name), f"VPC link<br/>{link.name}", group="edge"))
                 self.graph.link(api_node, link_node)
                 self.graph.link(
-                    link_node, self._alb(lb), f"HTTPS :{listener.inputs.get('port', 443) if listener else 443}"
+                    link_node, self._alb(api_lb), f"HTTPS :{listener.inputs.get('port', 443) if listener else 443}"
                 )
             else:
-                self.graph.link(api_node, self._alb(lb))
+                self.graph.link(api_node, self._alb(api_lb))
             self.graph.add(Node("internet", "Internet"))
             self.graph.link("internet", api_node, "HTTPS")
 
@@ -268,8 +271,8 @@ class _Builder:
                     for arn in principals:
                         self.graph.link(self.service_of_role.get(arn), bus_node, " / ".join(types) or "events")
         for rule in sorted(self.plan.of_type("aws:cloudwatch/eventRule:EventRule"), key=lambda r: r.name):
-            bus = buses.get(rule.inputs.get("eventBusName"))
-            if bus is None:
+            rule_bus = buses.get(rule.inputs.get("eventBusName"))
+            if rule_bus is None:
                 continue
             pattern = rule.inputs.get("eventPattern")
             try:
@@ -277,7 +280,7 @@ class _Builder:
             except ValueError:
                 types = []
             rule_node = self.graph.add(Node(_slug(rule.name), f"rule {rule.name}", group="events"))
-            self.graph.link(_slug(bus.name), rule_node, " / ".join(types))
+            self.graph.link(_slug(rule_bus.name), rule_node, " / ".join(types))
             for target in self.plan.of_type("aws:cloudwatch/eventTarget:EventTarget"):
                 if target.inputs.get("rule") != rule.outputs.get("name", rule.name):
                     continue
@@ -287,7 +290,7 @@ class _Builder:
                     "direct invocation" if ":function:" in str(target.inputs.get("arn")) else "",
                 )
         for mapping in self.plan.of_type("aws:lambda/eventSourceMapping:EventSourceMapping"):
-            queue = self.by_arn.get(mapping.inputs.get("eventSourceArn"))
+            queue = self._arn(mapping.inputs.get("eventSourceArn"))
             if queue is not None:
                 self.graph.link(self._queue(queue), self._target(mapping.inputs.get("functionName")), "polls")
         for policy in self.plan.of_type("aws:iam/rolePolicy:RolePolicy"):
@@ -300,7 +303,7 @@ class _Builder:
                     continue
                 actions = _listed(statement.get("Action"))
                 for arn in _listed(statement.get("Resource")):
-                    resource = self.by_arn.get(arn)
+                    resource = self._arn(arn)
                     if resource is None:
                         continue
                     if resource.type == "aws:sqs/queue:Queue" and "sqs:ReceiveMessage" in actions:
@@ -319,7 +322,7 @@ class _Builder:
         )
 
     def _target(self, arn: Any) -> str | None:
-        resource = self.by_arn.get(arn)
+        resource = self._arn(arn)
         if resource is None:
             return None
         if resource.type == "aws:sqs/queue:Queue":

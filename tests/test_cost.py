@@ -289,3 +289,18 @@ def test_refresh_adds_a_region_by_rewriting_the_region_filter(tmp_path: Path) ->
         refreshed, _ = cost.refresh_prices(client, region="eu-west-1", path=table, today="2027-01-02")
     assert refreshed == ["nat.hour"]
     assert cost.load_prices("eu-west-1", table)["nat.hour"].price == 0.048
+
+
+def test_pull_request_workflow_comments_the_cost_delta_and_the_diagram() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    job = yaml.safe_load((root / ".github" / "workflows" / "pull-request.yml").read_text())["jobs"]["cost"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert 'cost-diagram-comment.sh "${{ github.event.pull_request.base.sha }}"' in " ".join(runs)
+    assert any(r.startswith("gh pr comment") and "--body-file comment.md" in r for r in runs)
+    script = (root / ".github" / "scripts" / "cost-diagram-comment.sh").read_text()
+    assert "-m offline cost --stack" in script and "--compare" in script
+    assert "-m offline diagram --stack prod --format mermaid" in script and "--format svg" in script

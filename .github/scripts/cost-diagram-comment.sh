@@ -5,7 +5,8 @@
 # Usage: cost-diagram-comment.sh BASE_SHA
 set -euo pipefail
 base_sha="$1"
-python=".venv/bin/python"
+head_dir="$PWD"
+python="$head_dir/.venv/bin/python"
 git worktree add --detach ../base "$base_sha" >/dev/null
 mkdir -p plans diagrams
 {
@@ -16,16 +17,21 @@ mkdir -p plans diagrams
 } > comment.md
 for stack in dev staging prod; do
   # The base commit's plan, built by the base commit's own program (run from its folder).
-  (cd ../base && "../$(basename "$PWD")/$python" -m offline preview --stack "$stack" --no-policy \
-    --json "$OLDPWD/plans/base-$stack.json" >/dev/null) || echo "base plan of $stack unavailable" >&2
+  (cd ../base && "$python" -m offline preview --stack "$stack" --no-policy \
+    --json "$head_dir/plans/base-$stack.json" >/dev/null) || echo "base plan of $stack unavailable" >&2
   if [ -f "plans/base-$stack.json" ]; then
     "$python" -m offline cost --stack "$stack" --format json --compare "plans/base-$stack.json" > "plans/cost-$stack.json"
   else
     "$python" -m offline cost --stack "$stack" --format json > "plans/cost-$stack.json"
   fi
-  jq -r --arg stack "$stack" '"| \($stack) | $\(.monthlyTotal) | " +
-    (if .compare then (if .compare.delta >= 0 then "+" else "-" end) + "$\(.compare.delta | fabs)/month" else "n/a (no base plan)" end) + " |"' \
-    "plans/cost-$stack.json" >> comment.md
+  total=$(jq -r '.monthlyTotal' "plans/cost-$stack.json")
+  change=$(jq -r 'if .compare then .compare.delta else "none" end' "plans/cost-$stack.json")
+  if [ "$change" = "none" ]; then
+    change_text="n/a (no base plan)"
+  else
+    change_text=$(printf "%+.2f" "$change" | sed -E 's/^([+-])/\1$/')/month
+  fi
+  printf '| %s | $%.2f | %s |\n' "$stack" "$total" "$change_text" >> comment.md
   "$python" -m offline diagram --stack "$stack" --format svg --output "diagrams/$stack.svg" >/dev/null
 done
 {

@@ -120,7 +120,7 @@ def child(n: int, seed: int, policy: bool, gc_off: bool, out: Path) -> None:
     ran, ran_cpu, program_gc = time.monotonic(), time.process_time(), gc_timer.total
     policy_s = violations = pack_peak = None
     if policy:
-        from offline.policy_runner import run_policy_pack
+        from offline.policy import run_policy_pack
 
         report = run_policy_pack(plan, pack_dir=ROOT / "policies")
         policy_s = time.monotonic() - ran

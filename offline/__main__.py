@@ -59,7 +59,7 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_policies(plan: object, pack: Path, config_file: Path | None) -> ExitCode:
-    from offline.policy_runner import PolicyRunnerError, format_report, run_policy_pack
+    from offline.policy import PolicyRunnerError, format_report, run_policy_pack
 
     try:
         report = run_policy_pack(plan, pack_dir=pack, config=config_file)  # type: ignore[arg-type]

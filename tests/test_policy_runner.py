@@ -1,4 +1,4 @@
-"""End-to-end tests of offline/policy_runner.py against the tiny pack in tests/fixtures/policy_packs/tiny.
+"""End-to-end tests of offline/policy/ against the tiny pack in tests/fixtures/policy_packs/tiny.
 
 The pack is started for real (a Python gRPC server, about half a second), so one run over the shared plan
 serves most tests through a module fixture; the failure modes each start their own small pack.
@@ -15,7 +15,7 @@ import pytest
 from google.protobuf import json_format
 
 from offline.plan import UNKNOWN, Plan, PlannedResource
-from offline.policy_runner import (
+from offline.policy import (
     OUTPUT_VALUE_SIG,
     RESOURCE_REFERENCE_SIG,
     SECRET_SIG,

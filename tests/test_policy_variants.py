@@ -22,7 +22,7 @@ import pytest
 
 from offline.export import stack_export
 from offline.plan import Plan
-from offline.policy_runner import PolicyReport, run_policy_pack
+from offline.policy import PolicyReport, run_policy_pack
 from offline.runtime import read_stack_files, run_function
 from tests.conftest import ROOT, STACKS, preview
 

@@ -1,0 +1,242 @@
+"""One run of a policy pack over a plan: the RPCs in the engine's order (see the package docstring)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from offline.plan import Plan
+from offline.policy.config import (
+    PolicyProject,
+    load_policy_project,
+    parse_user_config,
+    reconcile_config,
+    validate_config,
+)
+from offline.policy.process import PackProcess, pack_command, pack_environment, started_pack
+from offline.policy.protocol import (
+    LEVEL_FROM_PROTO,
+    LEVEL_TO_PROTO,
+    OFFLINE_ENGINE_ADDRESS,
+    POLICY_TYPE_FROM_PROTO,
+    SEVERITY_FROM_PROTO,
+    build_analyze_request,
+    build_analyze_stack_request,
+)
+from offline.policy.report import (
+    PolicyConfigError,
+    PolicyInfo,
+    PolicyNotApplicable,
+    PolicyPackError,
+    PolicyRemediation,
+    PolicyReport,
+    PolicyViolation,
+    root_stack_urn,
+)
+
+
+class _Analyzer:
+    """Thin client that turns RPC failures into PolicyPackError with the pack's stderr."""
+
+    def __init__(self, channel: Any, process: PackProcess, timeout: float) -> None:
+        self.stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+        self.process = process
+        self.timeout = timeout
+
+    def call(self, method: str, request: Any, *, optional: bool = False) -> Any:
+        try:
+            return getattr(self.stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            if optional and code == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            self.process.settle(2.0 if code == grpc.StatusCode.UNAVAILABLE else 0.2)
+            raise PolicyPackError(
+                f"policy pack {method} failed: {code.name if code else 'error'}: {details}",
+                stderr=self.process.stderr_text(),
+                pid=self.process.pid,
+            ) from None
+
+
+def _policy_infos(info: analyzer_pb2.AnalyzerInfo) -> list[PolicyInfo]:
+    policies = []
+    for p in info.policies:
+        schema = json_format.MessageToDict(p.configSchema.properties) if p.HasField("configSchema") else {}
+        policies.append(
+            PolicyInfo(
+                name=p.name,
+                description=p.description,
+                enforcement_level=LEVEL_FROM_PROTO[p.enforcementLevel],
+                policy_type=POLICY_TYPE_FROM_PROTO.get(p.policy_type, "unknown"),
+                severity=SEVERITY_FROM_PROTO.get(p.severity, ""),
+                display_name=p.displayName,
+                config_schema=schema,
+                required_config=tuple(p.configSchema.required) if p.HasField("configSchema") else (),
+            )
+        )
+    return sorted(policies, key=lambda p: p.name)  # the engine sorts them by name too
+
+
+def run_policy_pack(
+    plan: Plan,
+    pack_dir: Path = Path("policies"),
+    config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    timeout: float = 60,
+    *,
+    stack_config: Mapping[str, str] | None = None,
+    organization: str = "",
+    stack_tags: Mapping[str, str] | None = None,
+    dry_run: bool = True,
+) -> PolicyReport:
+    """Run the policy pack in `pack_dir` over `plan` and return what it reported.
+
+    `config` is the policy pack config (`--policy-pack-config`): a dict or the path of a JSON file.
+    `timeout` bounds the pack's start-up and each RPC, in seconds. The pack process is always stopped
+    before this returns or raises. Raises PolicyPackError (or PolicyConfigError) with the pack's stderr.
+    """
+    pack_dir = Path(pack_dir)
+    project = load_policy_project(pack_dir)
+    user_config = parse_user_config(config)
+    argv, env_changes = pack_command(pack_dir, project)
+    env = pack_environment(
+        plan, env_changes=env_changes, stack_config=stack_config, organization=organization, dry_run=dry_run
+    )
+    with started_pack(argv, pack_dir.resolve(), env, timeout) as (process, channel):
+        analyzer = _Analyzer(channel, process, timeout)
+        report = _analyze(
+            analyzer, plan, pack_dir, project, user_config, stack_config, organization, stack_tags, dry_run
+        )
+    report.pack_log = process.log_text()
+    report.pack_pid = process.pid
+    return report
+
+
+def _analyze(
+    analyzer: _Analyzer,
+    plan: Plan,
+    pack_dir: Path,
+    project: PolicyProject,
+    user_config: Mapping[str, Mapping[str, Any]],
+    stack_config: Mapping[str, str] | None,
+    organization: str,
+    stack_tags: Mapping[str, str] | None,
+    dry_run: bool,
+) -> PolicyReport:
+    directory = str(pack_dir.resolve())
+    analyzer.call(
+        "Handshake",
+        analyzer_pb2.AnalyzerHandshakeRequest(
+            engine_address=OFFLINE_ENGINE_ADDRESS, root_directory=directory, program_directory=directory
+        ),
+        optional=True,
+    )
+    analyzer.call(
+        "ConfigureStack",
+        analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack=plan.stack,
+            project=plan.project,
+            organization=organization,
+            dry_run=dry_run,
+            config=dict(stack_config or {}),
+            tags=dict(stack_tags or {}),
+        ),
+        optional=True,
+    )
+    info = analyzer.call("GetAnalyzerInfo", empty_pb2.Empty())
+    # The version from PulumiPolicy.yaml wins over the one the pack reports (Python packs say 0.0.1).
+    version = project.version or info.version
+    policies = _policy_infos(info)
+    report = PolicyReport(pack_name=info.name, pack_version=version, pack_path=str(pack_dir))
+
+    if info.supportsConfig:
+        reconciled = reconcile_config(info, policies, user_config)
+        errors = validate_config(info.name, version, policies, reconciled)
+        if errors:
+            raise PolicyConfigError("\n".join(errors), pid=analyzer.process.pid)
+        if reconciled:
+            request = analyzer_pb2.ConfigureAnalyzerRequest()
+            for name, entry in reconciled.items():
+                level = entry.get("enforcementLevel", "")
+                if level not in LEVEL_TO_PROTO:
+                    raise PolicyConfigError(f"invalid enforcement level {level!r} for policy {name!r}")
+                target = request.policyConfig[name]
+                target.enforcementLevel = LEVEL_TO_PROTO[level]
+                target.properties.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
+            analyzer.call("Configure", request)
+        report.config = reconciled
+        configured = {name: entry["enforcementLevel"] for name, entry in reconciled.items()}
+        report.policies = [
+            dataclasses.replace(p, enforcement_level=configured.get(p.name, p.enforcement_level)) for p in policies
+        ]
+    else:
+        if user_config:
+            raise PolicyConfigError(f"policy pack {info.name!r} at {str(pack_dir)!r} does not support config")
+        report.policies = policies
+
+    severities = {p.name: p.severity for p in policies}
+
+    def violation(diag: Any, urn: str) -> PolicyViolation:
+        level = LEVEL_FROM_PROTO[diag.enforcementLevel]
+        return PolicyViolation(
+            policy_name=diag.policyName,
+            policy_pack_name=diag.policyPackName,
+            policy_pack_version=version,
+            # A violation of a remediation policy that still fails is reported as mandatory.
+            enforcement_level="mandatory" if level == "remediate" else level,
+            urn=urn,
+            message=diag.message,
+            description=diag.description,
+            severity=SEVERITY_FROM_PROTO.get(diag.severity, "") or severities.get(diag.policyName, ""),
+        )
+
+    by_urn = plan.by_urn()
+    for resource in plan.resources:
+        # First pass: remediations transform the inputs that the analysis then sees.
+        inputs: Mapping[str, Any] = resource.inputs
+        remediated = analyzer.call(
+            "Remediate", build_analyze_request(resource, by_urn, skip_internal_keys=False), optional=True
+        )
+        if remediated is not None:
+            for item in remediated.remediations:
+                if item.diagnostic:
+                    report.violations.append(
+                        PolicyViolation(
+                            policy_name=item.policyName,
+                            policy_pack_name=item.policyPackName,
+                            policy_pack_version=version,
+                            enforcement_level="advisory",
+                            urn=resource.urn,
+                            message=item.diagnostic,
+                            description=item.description,
+                            severity=severities.get(item.policyName, ""),
+                        )
+                    )
+                elif item.HasField("properties"):
+                    inputs = json_format.MessageToDict(item.properties)
+                    report.remediations.append(
+                        PolicyRemediation(item.policyName, item.policyPackName, version, resource.urn, item.description)
+                    )
+        response = analyzer.call("Analyze", build_analyze_request(resource, by_urn, properties=inputs))
+        # The engine files every diagnostic of Analyze under the resource it analyzed.
+        report.violations.extend(violation(d, resource.urn) for d in response.diagnostics)
+        report.not_applicable.extend(
+            PolicyNotApplicable(n.policy_name, resource.urn, n.reason) for n in response.not_applicable
+        )
+
+    response = analyzer.call("AnalyzeStack", build_analyze_stack_request(plan), optional=True)
+    if response is not None:
+        stack_urn = root_stack_urn(plan.project, plan.stack)
+        for diag in response.diagnostics:
+            report.violations.append(violation(diag, diag.urn if diag.urn in by_urn else stack_urn))
+        report.not_applicable.extend(
+            PolicyNotApplicable(n.policy_name, stack_urn, n.reason) for n in response.not_applicable
+        )
+    return report

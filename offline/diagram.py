@@ -556,11 +556,11 @@ def run_command(args: Any) -> int:
     from offline.runtime import OfflineError, run_program
 
     try:
+        if args.readme and args.format != "mermaid":
+            raise DiagramError("--readme takes the mermaid format")
         plan = run_program(args.project_dir, args.stack).plan
         text = render(plan, args.format)
         if args.readme:
-            if args.format != "mermaid":
-                raise DiagramError("--readme takes the mermaid format")
             args.readme.write_text(replace_readme_block(args.readme.read_text(), text))
             print(f"Updated the diagram in {args.readme}")
             return ExitCode.OK

@@ -20,6 +20,15 @@ from offline.plan import Plan, PlannedResource
 from tests.conftest import preview
 
 
+@pytest.fixture
+def cached_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's program runs come from the session's cached previews (the program is deterministic;
+    test_diagram.py checks a second, independent run gives the same plan)."""
+    import offline.runtime
+
+    monkeypatch.setattr(offline.runtime, "run_program", lambda _project_dir, stack: preview(stack))
+
+
 def _estimate(stack: str, plan: Plan | None = None) -> cost.Estimate:
     result = preview(stack)
     return cost.estimate(plan or result.plan, region="us-east-1", usage=cost.usage_from_config(result.config))
@@ -153,6 +162,7 @@ def test_a_region_without_prices_is_one_clear_error() -> None:
 # --- output ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("cached_runs")
 def test_cli_table_prints_assumptions_and_what_is_not_priced(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cost", "--stack", "dev"]) == 0
     out = capsys.readouterr().out
@@ -165,6 +175,7 @@ def test_cli_table_prints_assumptions_and_what_is_not_priced(capsys: pytest.Capt
     assert "fargate.vcpu_hour.arm64: 0.03238 USD per vCPU-hour (2026-11-29; AWS public price list" in out
 
 
+@pytest.mark.usefixtures("cached_runs")
 def test_cli_json_and_compare_delta(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dev = preview("dev")
     other = tmp_path / "dev-plan.json"
@@ -191,6 +202,7 @@ def test_compare_of_a_plan_with_itself_is_zero(tmp_path: Path) -> None:
     assert "±$0.00/month" in cost.render_compare(current, again, "base")
 
 
+@pytest.mark.usefixtures("cached_runs")
 def test_preview_prints_the_cost_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["preview", "--stack", "dev", "--no-policy"]) == 0
     out = capsys.readouterr().out

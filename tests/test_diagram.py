@@ -133,8 +133,13 @@ def test_readme_diagram_is_the_generated_one() -> None:
     assert readme.count("```mermaid") == 1
 
 
-def test_cli_writes_each_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_each_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import offline.runtime
     from offline.__main__ import main
+
+    monkeypatch.setattr(offline.runtime, "run_program", lambda _project_dir, stack: preview(stack))
 
     out = tmp_path / "d.dot"
     assert main(["diagram", "--stack", "dev", "--format", "dot", "--output", str(out)]) == 0

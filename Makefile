@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components services offline policies
+	$(BIN)/mypy components services offline policies apps
 
 unit: setup
 	$(BIN)/python -m pytest -n 2

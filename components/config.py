@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components.aws_limits import FARGATE_SPOT_ARM64_SOURCE, postgres_version_problem
+
 PROJECT = "microservices"
 """The project name in Pulumi.yaml, and so the config namespace (`microservices:<key>`)."""
 
@@ -128,6 +130,9 @@ def _log_retention(value: int) -> int:
 class ComputeConfig(_Model):
     capacity: Literal["spot", "onDemand", "mixed"] = "onDemand"
     """`spot`: FARGATE_SPOT only; `onDemand`: FARGATE only; `mixed`: an on-demand base plus Spot."""
+    cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"
+    """CPU of every Fargate task. ARM64 (Graviton) costs about 20% less on demand but cannot run on
+    Fargate Spot, so `spot` and `mixed` need X86_64 (checked below). Images must support it."""
     on_demand_base: int = Field(0, ge=0, le=100000)
     """Tasks that always run on FARGATE before the weights apply (`mixed` only)."""
     spot_weight: int = Field(3, ge=1, le=1000)
@@ -135,6 +140,15 @@ class ComputeConfig(_Model):
     enable_execute_command: bool = False
     """ECS Exec into running tasks. Off unless the environment allows interactive access."""
     container_insights: bool = True
+
+    @model_validator(mode="after")
+    def _spot_runs_x86_only(self) -> ComputeConfig:
+        if self.cpu_architecture == "ARM64" and self.capacity != "onDemand":
+            raise ValueError(
+                f"cpuArchitecture ARM64 cannot run on Fargate Spot (capacity {self.capacity}); use capacity "
+                f"onDemand with ARM64, or cpuArchitecture X86_64 with Spot ({FARGATE_SPOT_ARM64_SOURCE})"
+            )
+        return self
 
 
 class DataConfig(_Model):
@@ -146,7 +160,18 @@ class DataConfig(_Model):
     db_instance_class: str = Field("db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     db_allocated_storage_gb: int = Field(20, ge=20, le=65536)
     cache_node_type: str = Field("cache.t4g.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    postgres_version: str = "16.11"
+    """RDS PostgreSQL engine version of every service database; one AWS still lets you create
+    (the dated list in components/data/rds-postgres-versions.json)."""
     performance_insights: bool = True
+
+    @field_validator("postgres_version")
+    @classmethod
+    def _postgres_version(cls, value: str) -> str:
+        problem = postgres_version_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ObservabilityConfig(_Model):

@@ -23,9 +23,9 @@ Authentication choices:
   operators and migration jobs can use short-lived tokens without sharing the password.
 * Valkey: IAM authentication. An ElastiCache user with `authentication_mode = iam` in a user group
   attached to the replication group; the task signs a short-lived token with its role, which holds
-  `elasticache:Connect` on exactly this replication group and user. No password or AUTH token exists
-  anywhere, so there is nothing to leak or rotate. (A Valkey-engine user group does not need the
-  `default` user that Redis OSS groups require; IAM auth needs TLS, which is `required` here.)
+  `elasticache:Connect` on exactly this replication group and user. The app has no password or AUTH
+  token to leak or rotate. Every user group must also hold a user named `default`; ours is switched off
+  (`off -@all`) with a random password nobody receives. IAM auth needs TLS, which is `required` here.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
+from components.aws_limits import ec2_description
 from components.config import DataConfig
 from components.iam import Statement, allow
 from services.spec import DynamoStore, PostgresStore, RedisStore
@@ -68,6 +70,8 @@ DYNAMODB_ITEM_ACTIONS = (
 
 VALKEY_ACCESS_STRING = "on ~* +@all -@dangerous"
 """The app user may use every key and every command except the dangerous ones (FLUSHALL, KEYS, CONFIG...)."""
+VALKEY_DISABLED_ACCESS_STRING = "off -@all"
+"""The required `default` user: disabled (`off`), no keys, no commands."""
 
 _NO_PERFORMANCE_INSIGHTS = re.compile(r"^db\.t\d+g?\.(micro|small)$")
 """Burstable micro/small classes do not support Performance Insights (AWS rejects the instance)."""
@@ -152,7 +156,7 @@ class _StoreComponent(pulumi.ComponentResource):
         group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
-            description=f"{what} owned by {args.owner}: port {port} from the owner only",
+            description=ec2_description(f"{what} owned by {args.owner}: port {port} from the owner only"),
             tags={**tags, "Name": f"{name}-sg"},
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -163,7 +167,7 @@ class _StoreComponent(pulumi.ComponentResource):
             ip_protocol="tcp",
             from_port=port,
             to_port=port,
-            description=f"{what} clients: the {args.owner} service only",
+            description=ec2_description(f"{what} clients: the {args.owner} service only"),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -188,7 +192,7 @@ class PostgresDatabase(_StoreComponent):
             tags=tags,
             opts=child,
         )
-        major = store.engine_version.split(".")[0]
+        major = data.postgres_version.split(".")[0]
         parameters = aws.rds.ParameterGroup(
             f"{name}-params",
             family=f"postgres{major}",
@@ -215,7 +219,7 @@ class PostgresDatabase(_StoreComponent):
             name,
             identifier=identifier,
             engine="postgres",
-            engine_version=store.engine_version,
+            engine_version=data.postgres_version,
             instance_class=data.db_instance_class,
             allocated_storage=data.db_allocated_storage_gb,
             storage_type="gp3",
@@ -368,11 +372,29 @@ class RedisCache(_StoreComponent):
             tags=tags,
             opts=child,
         )
+        # A user group must contain a user named `default` (CloudFormation AWS::ElastiCache::UserGroup
+        # UserIds: "A user named default must be included"; RBAC guide: a Valkey group may only hold
+        # users with password or IAM authentication, so the account's no-password `default` user is not
+        # allowed). This one is switched off with no command rights; its password is random and never
+        # handed to anyone.
+        default_password = random.RandomPassword(f"{name}-default-password", length=32, special=False, opts=child)
+        default_user = aws.elasticache.User(
+            f"{name}-default-user",
+            user_id=f"{group_id}-default",
+            user_name="default",
+            engine="valkey",
+            access_string=VALKEY_DISABLED_ACCESS_STRING,
+            authentication_mode=aws.elasticache.UserAuthenticationModeArgs(
+                type="password", passwords=[default_password.result]
+            ),
+            tags=tags,
+            opts=child,
+        )
         users = aws.elasticache.UserGroup(
             f"{name}-users",
             user_group_id=group_id,
             engine="valkey",
-            user_ids=[user.user_id],
+            user_ids=[default_user.user_id, user.user_id],
             tags=tags,
             opts=child,
         )

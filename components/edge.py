@@ -14,7 +14,10 @@ FargateMicroservice components add (this component owns no target group and no r
   per-IP rate rule would throttle the whole API as if it were one client, and the public ALB's
   security group would have to admit a non-internet source. Cloud Map is not an option either: the
   services register their mTLS mesh port there, which API Gateway cannot speak to (it has no mesh
-  client certificate). The internal ALB accepts 443 from the VPC link's security group only.
+  client certificate). The internal ALB accepts HTTP on API_LISTENER_PORT from the VPC link's
+  security group only: HTTP APIs verify a private integration's TLS certificate against public CAs
+  with no way to skip it, so TLS on that hop would fail in every stack without a public domain
+  (README, "API Gateway path"); the internal ALB speaks TLS to the services' Envoy edge port.
 
 Certificates: with `edge.domainName`, an ACM certificate validated by DNS (the validation record and
 `CertificateValidation` are declared when `edge.hostedZoneId` is set; otherwise create the CNAME that
@@ -38,6 +41,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
+from components.aws_limits import ec2_description
 from components.config import ConfigError, EdgeConfig
 from services.spec import ServiceSpec
 
@@ -47,6 +51,8 @@ plus hybrid post-quantum (ML-KEM) key exchange for clients that offer it."""
 
 IDLE_TIMEOUT_SECONDS = 60
 ACCESS_LOG_PREFIXES = {"public": "public-alb", "api": "api-alb"}
+API_LISTENER_PORT = 80
+"""The internal API ALB's HTTP listener, which only the API Gateway VPC link's security group reaches."""
 """S3 key prefix per load balancer (ELB appends `AWSLogs/<account>/...`; a prefix must not contain it)."""
 
 WAF_MANAGED_RULE_GROUPS = (
@@ -144,7 +150,7 @@ class EdgeAttachment:
     https_listener_arn: pulumi.Input[str]
     alb_security_group_id: pulumi.Input[str]
     alb_arn_suffix: pulumi.Input[str]
-    api_https_listener_arn: pulumi.Input[str]
+    api_listener_arn: pulumi.Input[str]
     api_alb_security_group_id: pulumi.Input[str]
     api_alb_arn_suffix: pulumi.Input[str]
     vpc_link_id: pulumi.Input[str]
@@ -156,7 +162,7 @@ class EdgeAttachment:
     def listeners(self) -> tuple[EdgeListener, ...]:
         return (
             EdgeListener("public", self.https_listener_arn, self.alb_security_group_id, self.alb_arn_suffix),
-            EdgeListener("api", self.api_https_listener_arn, self.api_alb_security_group_id, self.api_alb_arn_suffix),
+            EdgeListener("api", self.api_listener_arn, self.api_alb_security_group_id, self.api_alb_arn_suffix),
         )
 
 
@@ -257,7 +263,7 @@ class Edge(pulumi.ComponentResource):
     https_listener_arn: pulumi.Output[str]
     alb_security_group_id: pulumi.Output[str]
     api_alb_arn_suffix: pulumi.Output[str]
-    api_https_listener_arn: pulumi.Output[str]
+    api_listener_arn: pulumi.Output[str]
     api_alb_security_group_id: pulumi.Output[str]
     api_id: pulumi.Output[str]
     api_endpoint: pulumi.Output[str]
@@ -317,8 +323,8 @@ class Edge(pulumi.ComponentResource):
             log_prefix=ACCESS_LOG_PREFIXES["api"],
             depends_on=log_bucket_ready,
         )
-        api_https = self._https_listener(f"{name}-api-alb-https", api_alb, args)
-        self._api(name, args, vpc_link_sg, api_alb, api_https)
+        api_listener = self._api_listener(f"{name}-api-alb-http", api_alb, args)
+        self._api(name, args, vpc_link_sg, api_listener)
 
         self.alb_dns_name = alb.dns_name
         self.alb_arn = alb.arn
@@ -326,13 +332,13 @@ class Edge(pulumi.ComponentResource):
         self.https_listener_arn = https.arn
         self.alb_security_group_id = alb_sg.id
         self.api_alb_arn_suffix = api_alb.arn_suffix
-        self.api_https_listener_arn = api_https.arn
+        self.api_listener_arn = api_listener.arn
         self.api_alb_security_group_id = api_alb_sg.id
         self.attachment = EdgeAttachment(
             https_listener_arn=self.https_listener_arn,
             alb_security_group_id=self.alb_security_group_id,
             alb_arn_suffix=self.alb_arn_suffix,
-            api_https_listener_arn=self.api_https_listener_arn,
+            api_listener_arn=self.api_listener_arn,
             api_alb_security_group_id=self.api_alb_security_group_id,
             api_alb_arn_suffix=self.api_alb_arn_suffix,
             vpc_link_id=self.vpc_link_id,
@@ -347,7 +353,7 @@ class Edge(pulumi.ComponentResource):
                 "httpsListenerArn": self.https_listener_arn,
                 "albSecurityGroupId": self.alb_security_group_id,
                 "apiAlbArnSuffix": self.api_alb_arn_suffix,
-                "apiHttpsListenerArn": self.api_https_listener_arn,
+                "apiListenerArn": self.api_listener_arn,
                 "apiAlbSecurityGroupId": self.api_alb_security_group_id,
                 "apiId": self.api_id,
                 "apiEndpoint": self.api_endpoint,
@@ -498,14 +504,14 @@ class Edge(pulumi.ComponentResource):
             return aws.ec2.SecurityGroup(
                 f"{name}-{suffix}",
                 vpc_id=args.vpc_id,
-                description=description,
+                description=ec2_description(description),
                 tags={**args.tags, "Name": f"{name}-{suffix}", "Exposure": exposure},
                 opts=child,
             )
 
         alb_sg = group("alb-sg", "Internet-facing ALB: HTTPS and HTTP (redirect) in, service ports out", "public")
-        vpc_link_sg = group("vpc-link-sg", "API Gateway VPC link: HTTPS to the internal API ALB only", "internal")
-        api_alb_sg = group("api-alb-sg", "Internal API ALB: HTTPS from the VPC link, service ports out", "internal")
+        vpc_link_sg = group("vpc-link-sg", "API Gateway VPC link: to the internal API ALB listener only", "internal")
+        api_alb_sg = group("api-alb-sg", "Internal API ALB: from the VPC link only, service ports out", "internal")
 
         for port, scheme in ((443, "https"), (80, "http")):
             for family, cidr in (("ipv4", "0.0.0.0/0"), ("ipv6", "::/0")):
@@ -521,23 +527,23 @@ class Edge(pulumi.ComponentResource):
                     opts=child,
                 )
         aws.vpc.SecurityGroupEgressRule(
-            f"{name}-vpc-link-out-https",
+            f"{name}-vpc-link-out-http",
             security_group_id=vpc_link_sg.id,
             referenced_security_group_id=api_alb_sg.id,
             ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            description="HTTPS to the internal API ALB",
+            from_port=API_LISTENER_PORT,
+            to_port=API_LISTENER_PORT,
+            description="HTTP to the internal API ALB listener",
             opts=child,
         )
         aws.vpc.SecurityGroupIngressRule(
-            f"{name}-api-alb-in-https",
+            f"{name}-api-alb-in-http",
             security_group_id=api_alb_sg.id,
             referenced_security_group_id=vpc_link_sg.id,
             ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            description="HTTPS from the API Gateway VPC link",
+            from_port=API_LISTENER_PORT,
+            to_port=API_LISTENER_PORT,
+            description="HTTP from the API Gateway VPC link only",
             opts=child,
         )
         for port in service_ports:
@@ -595,6 +601,29 @@ class Edge(pulumi.ComponentResource):
             ssl_policy=TLS_POLICY,
             certificate_arn=self.certificate_arn,
             routing_http_response_strict_transport_security_header_value="max-age=31536000; includeSubDomains",
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="fixed-response",
+                    fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+                        content_type="application/json",
+                        message_body=json.dumps({"message": "Not Found"}),
+                        status_code="404",
+                    ),
+                )
+            ],
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _api_listener(self, name: str, lb: aws.lb.LoadBalancer, args: EdgeArgs) -> aws.lb.Listener:
+        """The internal API ALB's listener: plain HTTP on API_LISTENER_PORT, reachable only from the VPC
+        link's security group (see `_api` for why this hop is not TLS); the ALB re-encrypts to each
+        service's Envoy edge port. A request no service rule claims gets a JSON 404."""
+        return aws.lb.Listener(
+            name,
+            load_balancer_arn=lb.arn,
+            port=API_LISTENER_PORT,
+            protocol="HTTP",
             default_actions=[
                 aws.lb.ListenerDefaultActionArgs(
                     type="fixed-response",
@@ -723,7 +752,6 @@ class Edge(pulumi.ComponentResource):
         name: str,
         args: EdgeArgs,
         vpc_link_sg: aws.ec2.SecurityGroup,
-        api_alb: aws.lb.LoadBalancer,
         listener: aws.lb.Listener,
     ) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -741,10 +769,13 @@ class Edge(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        # HTTPS to the internal ALB. API Gateway verifies the listener's certificate against this name
-        # (and sends it as SNI): the custom domain when there is one, else the ALB's own DNS name,
-        # which the self-signed certificate's wildcard SAN covers.
-        server_name: pulumi.Input[str] = args.config.domain_name or api_alb.dns_name
+        # No tlsConfig: the VPC link speaks HTTP to the internal ALB's listener. With tlsConfig, an HTTP
+        # API verifies the ALB's certificate against public CAs and HTTP APIs have no equivalent of REST
+        # APIs' insecureSkipVerification (API Gateway developer guide, x-amazon-apigateway-integration
+        # .tlsConfig), so the self-signed certificate of a stack without a domain would fail every
+        # request's handshake. This hop cannot fail: it stays inside the VPC, between the VPC link's
+        # ENIs and an internal ALB whose security group admits only the VPC link's group on this port;
+        # the ALB then speaks TLS to the services' Envoy edge port as the public ALB does.
         integration = aws.apigatewayv2.Integration(
             f"{name}-api-integration",
             api_id=api.id,
@@ -754,7 +785,6 @@ class Edge(pulumi.ComponentResource):
             connection_type="VPC_LINK",
             connection_id=vpc_link.id,
             payload_format_version="1.0",
-            tls_config=aws.apigatewayv2.IntegrationTlsConfigArgs(server_name_to_verify=server_name),
             opts=child,
         )
         authorizer: aws.apigatewayv2.Authorizer | None = None

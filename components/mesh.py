@@ -85,6 +85,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
+from components.aws_limits import ec2_description
 from components.config import ConfigError, MeshConfig
 from components.envoy import (
     ACM_PCA_END_ENTITY_TEMPLATE_ARN,
@@ -479,7 +480,7 @@ class ServiceMesh(pulumi.ComponentResource):
                     ip_protocol="tcp",
                     from_port=MESH_PORT,
                     to_port=MESH_PORT,
-                    description=f"mTLS mesh: {caller}'s sidecar to {callee}'s sidecar",
+                    description=ec2_description(f"mTLS mesh: {caller} sidecar to {callee} sidecar"),
                     tags={**self._tags, "Service": callee},
                     opts=child,
                 )
@@ -490,7 +491,7 @@ class ServiceMesh(pulumi.ComponentResource):
                     ip_protocol="tcp",
                     from_port=MESH_PORT,
                     to_port=MESH_PORT,
-                    description=f"mTLS mesh: {caller}'s sidecar to {callee}'s sidecar",
+                    description=ec2_description(f"mTLS mesh: {caller} sidecar to {callee} sidecar"),
                     tags={**self._tags, "Service": caller},
                     opts=child,
                 )
@@ -683,9 +684,11 @@ class ServiceMesh(pulumi.ComponentResource):
                 "dns_records": [{"ttl": DISCOVERY_TTL_SECONDS, "type": "A"}],
                 "routing_policy": "MULTIVALUE",
             },
-            # ECS reports each task's health. AWS ignores failure_threshold now (always 1) and the
-            # provider marks it deprecated, but an empty block is dropped and the service would be
-            # created WITHOUT custom health checks (pulumi/pulumi-aws#6289), so it stays.
+            # ECS reports each task's health. AWS ignores failure_threshold now (always 1; Cloud Map API
+            # HealthCheckCustomConfig) and the provider marks it deprecated, but an empty block is dropped
+            # and the service would be created WITHOUT custom health checks, which ECS service discovery
+            # needs (hashicorp/terraform-provider-aws#44285). It stays, at AWS's only value; the
+            # preflight lists it as an advisory, not a failure.
             health_check_custom_config={"failure_threshold": 1},
             tags={**self._tags, "Service": view.service},
             opts=pulumi.ResourceOptions(parent=self),

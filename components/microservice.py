@@ -192,8 +192,24 @@ class FargateMicroserviceArgs:
     the circuit breaker only."""
     vpc_cidr: str | None = None
     """Test listener rules accept requests from this range only (needed with a traffic-shifting strategy)."""
-    cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"
-    """Graviton by default (cheaper; Fargate Spot supports ARM64 on platform 1.4.0). Images must be multi-arch."""
+    image: pulumi.Input[str] | None = None
+    """The app image when this program builds it (a `ServiceImage.image_ref`); otherwise `sizing.image`."""
+    image_repository_arn: pulumi.Input[str] | None = None
+    """The private ECR repository of `image`: the execution role may pull from exactly this one."""
+
+
+APP_HEALTH_CHECK_TIMING = {"interval": 15, "timeout": 5, "retries": 3, "startPeriod": 30}
+"""Seconds/counts of the app container's health check (the reference Dockerfiles' HEALTHCHECK matches)."""
+
+
+def app_health_check(spec: ServiceSpec) -> dict[str, Any]:
+    """The app container's ECS health check: the spec's command, or a busybox/alpine `wget` of its
+    health path; either way the image must answer the spec's health path on its port."""
+    command = list(spec.health_check_command) or [
+        "CMD-SHELL",
+        f"wget -q -O /dev/null http://127.0.0.1:{spec.container_port}{spec.health_check_path} || exit 1",
+    ]
+    return {"command": command, **APP_HEALTH_CHECK_TIMING}
 
 
 def service_log_group_name(component_name: str) -> str:
@@ -432,8 +448,9 @@ class FargateMicroservice(pulumi.ComponentResource):
         )
 
     def _images(self) -> list[str]:
+        """Image references known as plain strings (a built image is pulled through `image_repository_arn`)."""
         mesh = self._args.mesh or MeshAttachment()
-        images = [str(self._args.sizing.image)]
+        images = [str(self._args.sizing.image)] if self._args.image is None else []
         images += [str(s["image"]) for s in mesh.sidecars if isinstance(s.get("image"), str)]
         return images
 
@@ -454,13 +471,17 @@ class FargateMicroservice(pulumi.ComponentResource):
                 [self.log_group_arn, pulumi.Output.concat(self.log_group_arn, ":log-stream:*")],
             )
         ]
-        repositories = sorted(
-            {
-                f"arn:{args.partition}:ecr:{m['region']}:{m['account']}:repository/{m['repo']}"
-                for image in self._images()
-                if (m := _PRIVATE_ECR_IMAGE.match(image))
-            }
-        )
+        repositories: list[pulumi.Input[str]] = [
+            *sorted(
+                {
+                    f"arn:{args.partition}:ecr:{m['region']}:{m['account']}:repository/{m['repo']}"
+                    for image in self._images()
+                    if (m := _PRIVATE_ECR_IMAGE.match(image))
+                }
+            )
+        ]
+        if args.image_repository_arn is not None:
+            repositories.append(args.image_repository_arn)
         if repositories:
             statements += [
                 # GetAuthorizationToken is account-wide: it has no resource type, so "*" is the only option.
@@ -593,7 +614,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             containers.append(self._xray_container())
             depends_on.append({"containerName": XRAY_CONTAINER, "condition": "START"})
         port = spec.container_port
-        image = str(args.sizing.image)
+        image: pulumi.Input[str] = args.image if args.image is not None else str(args.sizing.image)
         app: dict[str, Any] = {
             "name": APP_CONTAINER,
             "image": image,
@@ -605,17 +626,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             "secrets": [{"name": s.name, "valueFrom": s.value_from} for s in sorted(secrets, key=lambda s: s.name)],
             "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],
             "logConfiguration": self._log_configuration(APP_CONTAINER),
-            "healthCheck": {
-                # busybox/alpine wget; the image must answer the spec's health path on its port.
-                "command": [
-                    "CMD-SHELL",
-                    f"wget -q -O /dev/null http://127.0.0.1:{port}{spec.health_check_path} || exit 1",
-                ],
-                "interval": 15,
-                "timeout": 5,
-                "retries": 3,
-                "startPeriod": 30,
-            },
+            "healthCheck": app_health_check(spec),
             "stopTimeout": STOP_TIMEOUT_SECONDS,
             # An init process reaps zombies and forwards signals (and ECS Exec needs it); no Linux
             # capabilities: the app binds an unprivileged port.
@@ -632,7 +643,9 @@ class FargateMicroservice(pulumi.ComponentResource):
             network_mode="awsvpc",
             requires_compatibilities=["FARGATE"],
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
+                # From the same validated config as the capacity strategy: ARM64 never meets Fargate Spot.
+                operating_system_family="LINUX",
+                cpu_architecture=args.compute.cpu_architecture,
             ),
             execution_role_arn=self.execution_role_arn,
             task_role_arn=self.task_role_arn,
@@ -1137,8 +1150,8 @@ def _validate(args: FargateMicroserviceArgs) -> None:
     spec = args.spec
     if spec.kind != "fargate":
         raise ValueError(f"{spec.name}: FargateMicroservice needs a spec of kind 'fargate', got {spec.kind!r}")
-    if not args.sizing.image:
-        raise ValueError(f"{spec.name}: sizing.image is not set")
+    if not args.sizing.image and args.image is None:
+        raise ValueError(f"{spec.name}: sizing.image is not set (and no built image was given)")
     if args.alb is not None:
         if not spec.public_paths:
             raise ValueError(f"{spec.name}: an AlbAttachment was given but the spec has no public_paths")

@@ -17,6 +17,7 @@ from components.config import ServiceSizing, StackConfig, resolve_sizing
 from components.edge import Edge, EdgeArgs
 from components.envoy import EDGE_PORT
 from components.events import EventBus, EventBusArgs
+from components.images import ServiceImage, ServiceImageArgs
 from components.kms import PlatformKey, PlatformKeyArgs
 from components.mesh import ServiceMesh, ServiceMeshArgs
 from components.microservice import AlbAttachment, FargateMicroservice, FargateMicroserviceArgs
@@ -52,8 +53,9 @@ class PlatformInputs:
             for spec in catalog
             if spec.kind == "fargate"
         }
+        built = {spec.name for spec in catalog if spec.build is not None}
         for name, resolved in sorted(sizing.items()):
-            if not resolved.image:
+            if not resolved.image and name not in built:
                 raise ConfigError(
                     f"stack '{stack}': config microservices:services.{name}.image: is required but not set "
                     f"(service spec '{name}' has no default image); set a container image reference"
@@ -188,6 +190,24 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             tags=tags,
         ),
     )
+    # Reference images (specs with `build`, unless the stack sets `image`): one ECR repository each,
+    # built and pushed by `pulumi up`; the task definitions pin their digests.
+    images = {
+        spec.name: ServiceImage(
+            f"{prefix}-{spec.name}",
+            ServiceImageArgs(
+                service=spec.name,
+                environment=env,
+                build=spec.build,
+                kms_key_arn=key.key_arn,
+                cpu_architecture=config.compute.cpu_architecture,
+                protect=config.data.protect_resources,
+                tags=tags,
+            ),
+        )
+        for spec in inputs.catalog
+        if spec.kind == "fargate" and spec.build is not None and not inputs.sizing[spec.name].image
+    }
     services = {
         spec.name: FargateMicroservice(
             f"{prefix}-{spec.name}",
@@ -216,6 +236,8 @@ def build_platform(inputs: PlatformInputs) -> Platform:
                 consume_queue_arns=[events.queue_arn_for(spec.name)] if spec.name in events.queue_consumers else [],
                 deployment=config.deployment,
                 vpc_cidr=config.network.cidr,
+                image=images[spec.name].image_ref if spec.name in images else None,
+                image_repository_arn=images[spec.name].repository_arn if spec.name in images else None,
             ),
         )
         for spec in inputs.catalog

@@ -1,26 +1,33 @@
 """Command line of the offline preview.
 
-    python -m offline preview --stack dev [--json FILE] [--export FILE] [--no-policy]
-    python -m offline policy-check --file PLAN
+    python -m offline preview --stack dev [--json FILE] [--export FILE] [--no-policy] [REPORT OPTIONS]
+    python -m offline policy-check --file PLAN [REPORT OPTIONS]
     python -m offline cost --stack prod [--format table|json] [--compare OTHER_PLAN] [--refresh-prices]
     python -m offline diagram --stack prod --format mermaid|dot|svg [--output FILE]
+
+Report options: `--format text|json|sarif` (the policy results as `pulumi preview` prints them, as JSON, or
+as SARIF 2.1.0 for GitHub code scanning; see offline/policy/formats.py), `--output FILE` (write them there;
+with json/sarif and no file they go to stdout and everything else to stderr), `--fail-on SEVERITY` (exit 1
+only for mandatory violations of that severity or higher; default low: every mandatory violation).
 
 `preview` runs the real program for a stack under Pulumi's mock runtime (no cloud account, no Pulumi
 CLI), prints the plan like `pulumi preview`, and runs the policy pack in `policies/` over it through
 the Analyzer gRPC interface, as `pulumi preview --policy-pack policies` does. `policy-check` runs the
 pack over a saved `--json`/`--export` file (the offline counterpart of `pulumi policy analyze --file`).
 
-Exit status (offline/exitcodes.py): 0 clean; 1 a mandatory policy violation; 2 an input, configuration or
+Exit status (offline/exitcodes.py): 0 clean; 1 a mandatory policy violation (of `--fail-on` severity or higher); 2 an input, configuration or
 usage error (one line, no traceback); 3 an internal error (a bug: `--debug` shows its traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any, TextIO
 
 from offline.exitcodes import BUG_REPORT, ExitCode
 
@@ -56,19 +63,46 @@ def _policy_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy-pack-config", type=Path, default=None, metavar="FILE", help="JSON config for the pack's policies"
     )
+    parser.add_argument(
+        "--format", choices=("text", "json", "sarif"), default="text", help="policy results format (default: text)"
+    )
+    parser.add_argument("--output", type=Path, default=None, metavar="FILE", help="write the policy results here")
+    parser.add_argument(
+        "--fail-on",
+        choices=("low", "medium", "high", "critical"),
+        default="low",
+        help="exit 1 for mandatory violations of this severity or higher (default: low, i.e. all)",
+    )
 
 
-def _check_policies(plan: object, pack: Path, config_file: Path | None) -> ExitCode:
+def _human(args: argparse.Namespace) -> TextIO:
+    """Where the human-readable output goes: stderr when stdout carries a JSON/SARIF report."""
+    return sys.stderr if args.format != "text" and args.output is None else sys.stdout
+
+
+def _check_policies(plan: Any, pack: Path, args: argparse.Namespace) -> ExitCode:
     from offline.policy import PolicyRunnerError, format_report, run_policy_pack
+    from offline.policy.formats import failing, report_json, report_sarif
 
     try:
-        report = run_policy_pack(plan, pack_dir=pack, config=config_file)  # type: ignore[arg-type]
+        report = run_policy_pack(plan, pack_dir=pack, config=args.policy_pack_config)
     except PolicyRunnerError as exc:
         print(f"error: policy pack {pack}: {exc}", file=sys.stderr)
         return ExitCode.INPUT
-    print()
-    print(format_report(report), end="")
-    return ExitCode.POLICY if report.has_mandatory else ExitCode.OK
+    if args.format == "text":
+        text = "\n" + format_report(report)
+    else:
+        build = report_json if args.format == "json" else report_sarif
+        extra = {"fail_on": args.fail_on} if args.format == "json" else {}
+        text = json.dumps(build(report, stack=plan.stack, project=plan.project, **extra), indent=2) + "\n"
+    if args.output is not None:
+        args.output.write_text(text.lstrip("\n"))
+        print(f"\nWrote the policy results to {args.output} ({args.format})", file=_human(args))
+        if args.format != "text":
+            print(format_report(report), end="", file=_human(args))
+    else:
+        print(text, end="")
+    return ExitCode.POLICY if failing(report, args.fail_on) else ExitCode.OK
 
 
 def _preview(args: argparse.Namespace) -> ExitCode:
@@ -82,24 +116,23 @@ def _preview(args: argparse.Namespace) -> ExitCode:
     except OfflineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.INPUT
-    print(render_preview(result.plan))
+    out = _human(args)
+    print(render_preview(result.plan), file=out)
     for diagnostic in result.diagnostics:
-        print(f"    {diagnostic.severity}: {diagnostic.message}")
-    print()
-    print(_cost_summary(result))
+        print(f"    {diagnostic.severity}: {diagnostic.message}", file=out)
+    print(file=out)
+    print(_cost_summary(result), file=out)
     if args.json:
         masked = {k: ("[secret]" if k in result.secret_keys else v) for k, v in result.config.items()}
         write_json(args.json, preview_json(result.plan, masked))
-        print(f"\nWrote {args.json} (pulumi preview --json format)")
+        print(f"\nWrote {args.json} (pulumi preview --json format)", file=out)
     if args.export:
         write_json(args.export, stack_export(result.plan))
-        print(f"Wrote {args.export} (pulumi stack export, deployment v3)")
+        print(f"Wrote {args.export} (pulumi stack export, deployment v3)", file=out)
     status = ExitCode.OK
     if not args.no_policy:
-        status = _check_policies(
-            result.plan, args.policy_pack or args.project_dir / "policies", args.policy_pack_config
-        )
-    print(f"\nDuration: {time.perf_counter() - started:.1f}s")
+        status = _check_policies(result.plan, args.policy_pack or args.project_dir / "policies", args)
+    print(f"\nDuration: {time.perf_counter() - started:.1f}s", file=out)
     return status
 
 
@@ -123,8 +156,8 @@ def _policy_check(args: argparse.Namespace) -> ExitCode:
     except PlanFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.INPUT
-    print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}")
-    return _check_policies(plan, args.policy_pack or Path("policies"), args.policy_pack_config)
+    print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}", file=_human(args))
+    return _check_policies(plan, args.policy_pack or Path("policies"), args)
 
 
 def main(argv: list[str] | None = None) -> int:

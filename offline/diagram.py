@@ -242,9 +242,9 @@ class _Builder:
             if link is not None:
                 link_node = self.graph.add(Node(_slug(link.name), f"VPC link<br/>{link.name}", group="edge"))
                 self.graph.link(api_node, link_node)
-                self.graph.link(
-                    link_node, self._alb(api_lb), f"HTTPS :{listener.inputs.get('port', 443) if listener else 443}"
-                )
+                protocol = listener.inputs.get("protocol", "HTTPS") if listener else "HTTPS"
+                port = listener.inputs.get("port", 443) if listener else 443
+                self.graph.link(link_node, self._alb(api_lb), f"{protocol} :{port}")
             else:
                 self.graph.link(api_node, self._alb(api_lb))
             self.graph.add(Node("internet", "Internet"))

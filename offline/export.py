@@ -23,7 +23,7 @@ from offline.plan import Plan, PlannedResource
 
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-PLUGIN_VERSIONS = {"aws": "7.51.1", "awsx": "3.11.0", "tls": "5.6.2"}
+PLUGIN_VERSIONS = {"aws": "7.51.1", "awsx": "3.11.0", "docker-build": "0.0.22", "tls": "5.6.2"}
 ENGINE_VERSION = "v3.272.0"
 
 

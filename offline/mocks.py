@@ -103,6 +103,12 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "securityGroupRuleId": f"sgr-{c.hex()}",
         },
     ),
+    "aws:ec2/securityGroupRule:SecurityGroupRule": Shape(
+        # The legacy rule resource: the provider's id is "sgrule-<crc32 of the rule's fields>".
+        id=lambda c: f"sgrule-{int(c.hex(8), 16)}",
+        name_key=None,
+        outputs=lambda c: {"securityGroupRuleId": f"sgr-{c.hex()}"},
+    ),
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": Shape(
         id=lambda c: f"sgr-{c.hex()}",
         name_key=None,
@@ -159,6 +165,23 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "registryId": ACCOUNT_ID,
         },
     ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": Shape(
+        id=lambda c: str(c.inputs.get("repository", c.physical)),
+        name_key=None,
+        outputs=lambda c: {"registryId": ACCOUNT_ID},
+    ),
+    # The docker-build provider's image (pulumi-docker-build): nothing is built offline. The digest is
+    # derived from the build inputs (context, Dockerfile, platforms, tags: the tag is a source hash),
+    # and `ref` is `<first tag>@<digest>` as the provider reports for a pushed image.
+    "docker-build:index:Image": Shape(
+        id=lambda c: _image_digest(c),
+        name_key=None,
+        outputs=lambda c: {
+            "digest": _image_digest(c),
+            "ref": f"{(c.inputs.get('tags') or [c.name])[0]}@{_image_digest(c)}",
+            "contextHash": _issued(c, 64),
+        },
+    ),
     "aws:appautoscaling/target:Target": Shape(
         id=lambda c: str(c.inputs.get("resourceId", c.physical)),
         name_key=None,
@@ -190,6 +213,7 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         },
     ),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": Shape(id=lambda c: f"{c.name}-{c.hex(8)}", name_key=None),
+    "aws:iam/policyAttachment:PolicyAttachment": Shape(id=lambda c: c.physical),
     "aws:kms/key:Key": Shape(
         id=lambda c: f"{c.uuid()}",
         name_key=None,
@@ -251,6 +275,20 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "arn": c.arn("dynamodb", f"table/{c.physical}"),
             "streamArn": c.arn("dynamodb", f"table/{c.physical}/stream/2026-11-27T00:00:00.000"),
             "streamLabel": "2026-11-27T00:00:00.000",
+        },
+    ),
+    "aws:dynamodb/resourcePolicy:ResourcePolicy": Shape(
+        id=lambda c: str(c.inputs.get("resourceArn", "")),
+        name_key=None,
+        outputs=lambda c: {"revisionId": str(int(c.hex(12), 16))},
+    ),
+    "aws:ssm/parameter:Parameter": Shape(
+        id=lambda c: c.physical,
+        max_name=1011,
+        outputs=lambda c: {
+            "arn": c.arn("ssm", f"parameter/{c.physical.lstrip('/')}"),
+            "version": 1,
+            "tier": "Standard",
         },
     ),
     "aws:elasticache/replicationGroup:ReplicationGroup": Shape(
@@ -605,6 +643,10 @@ def _issued(c: Ctx, length: int) -> str:
     return _digest(c.seed, json.dumps(c.inputs, sort_keys=True, default=str), length=length)
 
 
+def _image_digest(c: Ctx) -> str:
+    return f"sha256:{_issued(c, 64)}"
+
+
 def _pem(label: str, body: str) -> str:
     return f"-----BEGIN {label}-----\nMOCK{body}\n-----END {label}-----\n"
 
@@ -656,6 +698,15 @@ INVOKES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
         "zoneIds": [f"use1-az{i}" for i in range(1, 7)],
         "id": region,
         "groupNames": [region],
+    },
+    # Docker credentials for the account's registry: AWS answers user "AWS" and a 12-hour token.
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda args, region: {
+        "authorizationToken": "QVdTOm1vY2stZWNyLXRva2Vu",
+        "userName": "AWS",
+        "password": "mock-ecr-token",
+        "proxyEndpoint": f"https://{args.get('registryId') or ACCOUNT_ID}.dkr.ecr.{region}.{DNS_SUFFIX}",
+        "expiresAt": "2026-11-29T18:00:00Z",
+        "id": region,
     },
     "aws:elb/getServiceAccount:getServiceAccount": lambda args, region: {
         "arn": f"arn:{PARTITION}:iam::127311923021:root",

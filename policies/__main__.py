@@ -6,10 +6,12 @@ another name (the tests do) assembles the rules without starting the analyzer se
 """
 
 from guardrails import (
+    baseline,
     containers,
     data_stores,
     deployments,
     edge,
+    exceptions,
     identity,
     mesh,
     messaging,
@@ -31,7 +33,9 @@ RULES = [
     *identity.RULES,
     *serverless.RULES,
     *observability.RULES,
+    *baseline.RULES,
     *deployments.RULES,
+    *exceptions.RULES,  # last: they report on every other policy of the run
 ]
 
 if __name__ == "__main__":

@@ -1,15 +1,13 @@
 """Inventory service: stock levels. Owns the inventory PostgreSQL database (seed: RDS - Inventory)
 and polls its own queue for order events (seed: Service A -> EventBridge -> SQS -> Service B)."""
 
-from services.spec import PostgresStore, ServiceSpec, Subscription
+from services.spec import PostgresStore, ServiceSpec, Subscription, reference_image
 
 SPEC = ServiceSpec(
     name="inventory",
     description="Stock levels and reservations",
-    image="public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine",
-    run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
-    container_port=8080,
-    health_check_path="/health",
+    # The reference app in apps/inventory/, built and pushed to its own ECR repository by `pulumi up`.
+    **reference_image("inventory"),
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/inventory",),
     data_stores=(PostgresStore(name="inventory-db", database_name="inventory"),),

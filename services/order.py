@@ -1,15 +1,13 @@
 """Order service: places orders. Owns the orders DynamoDB table, calls inventory and payment,
 and publishes order events (seed: Order Service -> SQS -> Notification Service)."""
 
-from services.spec import DynamoStore, ServiceSpec
+from services.spec import DynamoStore, ServiceSpec, reference_image
 
 SPEC = ServiceSpec(
     name="order",
     description="Order placement and lifecycle",
-    image="public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine",
-    run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
-    container_port=8080,
-    health_check_path="/health",
+    # The reference app in apps/order/, built and pushed to its own ECR repository by `pulumi up`.
+    **reference_image("order"),
     sizing={"cpu": 512, "memory": 1024},
     public_paths=("/orders",),
     calls=("inventory", "payment", "user"),

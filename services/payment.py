@@ -1,15 +1,13 @@
 """Payment service: captures payments for orders. Private (only the order service calls it);
 owns an ElastiCache cache for idempotency keys and sessions (seed: ElastiCache)."""
 
-from services.spec import RedisStore, SecretRef, ServiceSpec
+from services.spec import RedisStore, SecretRef, ServiceSpec, reference_image
 
 SPEC = ServiceSpec(
     name="payment",
     description="Payment capture and refunds",
-    image="public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine",
-    run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
-    container_port=8080,
-    health_check_path="/health",
+    # The reference app in apps/payment/, built and pushed to its own ECR repository by `pulumi up`.
+    **reference_image("payment"),
     sizing={"cpu": 512, "memory": 1024},
     data_stores=(RedisStore(name="payment-cache"),),
     publishes=("PaymentCaptured",),

@@ -25,7 +25,7 @@ class PostgresStore(_Spec):
     kind: Literal["postgres"] = "postgres"
     name: str = Field(pattern=NAME_PATTERN)
     database_name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    engine_version: str = "16.6"
+    """The engine version is the stack's `data.postgresVersion` (validated against AWS's creatable list)."""
 
 
 class DynamoStore(_Spec):
@@ -67,16 +67,54 @@ class SecretRef(_Spec):
     description: str
 
 
+class ImageBuild(_Spec):
+    """How `pulumi up` builds this service's image from the repository (components/images.py).
+
+    Paths are relative to the project directory (where `pulumi` runs), so state and plans do not
+    depend on the machine. `sources` (relative to `context`) are what the Dockerfile copies: their
+    content hash is the image's immutable tag, so an unchanged service keeps its image and task."""
+
+    context: str = Field("apps", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    dockerfile: str = Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/Dockerfile$")
+    sources: tuple[str, ...] = Field(min_length=1)
+
+
+REFERENCE_HEALTH_CHECK = ("CMD", "python", "-m", "apps.probe")
+"""The health check of the reference images (apps/probe.py): their base has no wget or curl."""
+
+
+def reference_image(name: str, port: int = 8080, health_path: str = "/health") -> dict[str, object]:
+    """Spec fields of a reference service built from `apps/<name>/` (see apps/README in the README):
+    the image is built from its Dockerfile, runs as 10001:10001 and is probed with the template's probe."""
+    return {
+        "image": "",
+        "build": ImageBuild(
+            dockerfile=f"apps/{name}/Dockerfile",
+            sources=("__init__.py", "probe.py", "requirements.txt", "runtime", name),
+        ),
+        "run_as_user": "10001:10001",
+        "container_port": port,
+        "health_check_path": health_path,
+        "health_check_command": (*REFERENCE_HEALTH_CHECK, f"http://127.0.0.1:{port}{health_path}"),
+    }
+
+
 class ServiceSpec(_Spec):
     name: str = Field(pattern=NAME_PATTERN)
     description: str
     kind: Literal["fargate", "lambda"] = "fargate"
     image: str = ""
-    """Default container image (a stack may override it per service)."""
+    """Default container image (a stack may override it per service). Empty with `build`: built here."""
+    build: ImageBuild | None = None
+    """Build the image from this repository on `pulumi up` and push it to the service's own ECR
+    repository (the reference services do); a stack's `image` override skips the build."""
     run_as_user: str = Field("1000:1000", pattern=r"^[1-9][0-9]*(:[1-9][0-9]*)?$")
     """Non-root `uid[:gid]` the app container runs as (root, uid 0, is not allowed)."""
     container_port: int = Field(8080, ge=1024, le=65535)
     health_check_path: str = Field("/health", pattern=r"^/")
+    health_check_command: tuple[str, ...] = ()
+    """The container health check (ECS `healthCheck.command`, `CMD` or `CMD-SHELL` first). Empty: a
+    `wget` of the health path, for images that ship busybox/alpine wget."""
     sizing: dict[str, int] = Field(default_factory=dict)
     """Default sizing keys (`cpu`, `memory`, `desiredCount`, `minCount`, `maxCount`)."""
     public_paths: tuple[str, ...] = ()

@@ -1,14 +1,12 @@
 """User service: accounts and profiles. Owns the users PostgreSQL database (seed: RDS - Users)."""
 
-from services.spec import PostgresStore, ServiceSpec
+from services.spec import PostgresStore, ServiceSpec, reference_image
 
 SPEC = ServiceSpec(
     name="user",
     description="User accounts and profiles",
-    image="public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine",
-    run_as_user="101:101",  # the nginx-unprivileged placeholder image's user
-    container_port=8080,
-    health_check_path="/health",
+    # The reference app in apps/user/, built and pushed to its own ECR repository by `pulumi up`.
+    **reference_image("user"),
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/users",),
     data_stores=(PostgresStore(name="users-db", database_name="users"),),

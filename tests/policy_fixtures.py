@@ -172,7 +172,10 @@ def bootstrap(service: str, *, callers: list[str], upstreams: list[str], public:
                 },
             }
         )
-    return {"static_resources": {"listeners": listeners, "clusters": clusters}}
+    return {
+        "node": {"id": f"dev.{service}", "cluster": service},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
 
 
 def log_configuration(group: str) -> dict[str, Any]:
@@ -385,6 +388,7 @@ def platform() -> Stack:
             "replicationGroupId": "dev-payment",
             "atRestEncryptionEnabled": True,
             "transitEncryptionEnabled": True,
+            "transitEncryptionMode": "required",
             "tags": tags(service="payment"),
         },
         parent=cache_store,

@@ -169,12 +169,18 @@ def test_valkey_requires_tls_encrypts_at_rest_and_authenticates_with_iam(env: st
     assert "authToken" not in i, cache.urn
     component = parent_of(plan, cache)
     siblings = {r.type: r for r in children_of(plan, component.urn)}
-    user = siblings["aws:elasticache/user:User"]
+    users = {r.inputs["userName"]: r for r in children_of(plan, component.urn) if r.type == "aws:elasticache/user:User"}
+    default = users.pop("default")
+    (user,) = users.values()
     assert user.inputs["authenticationMode"] == {"type": "iam"}, user.urn
     assert user.inputs["userId"] == user.inputs["userName"], f"{user.urn}: IAM auth needs userId == userName"
     assert "passwords" not in user.inputs and "-@dangerous" in user.inputs["accessString"], user.urn
+    # Every user group holds a user named `default`; ours is switched off with no rights (a Valkey group
+    # only admits password or IAM users, so it has a random password nobody receives).
+    assert default.inputs["accessString"] == "off -@all" and default.inputs["engine"] == "valkey", default.urn
+    assert default.inputs["authenticationMode"]["type"] == "password", default.urn
     group = siblings["aws:elasticache/userGroup:UserGroup"]
-    assert group.inputs["userIds"] == [user.inputs["userId"]], group.urn
+    assert group.inputs["userIds"] == [default.inputs["userId"], user.inputs["userId"]], group.urn
     assert i["userGroupIds"] == [group.inputs["userGroupId"]], cache.urn
     subnets = siblings["aws:elasticache/subnetGroup:SubnetGroup"]
     assert subnets.inputs["subnetIds"] == isolated_subnets(plan), subnets.urn

@@ -168,18 +168,24 @@ def test_listeners_are_https_or_a_redirect_to_https(stack_plan: Plan) -> None:
             assert i["port"] == 443, listener.urn
             continue
         assert (i["protocol"], i["port"]) == ("HTTP", 80), listener.urn
+        if listener.name.endswith("-api-alb-http"):  # the VPC link's hop to the internal ALB
+            assert i["defaultActions"][0]["fixedResponse"]["statusCode"] == "404", listener.urn
+            continue
         assert i["defaultActions"] == [
             {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}
         ], listener.urn
-    http = [r for r in listeners if r.inputs["protocol"] == "HTTP"]
+    https = [r for r in listeners if r.inputs["protocol"] == "HTTPS"]
     public_alb = named(stack_plan, LB, f"ms-{stack_plan.stack}-alb")
-    assert [r.inputs["loadBalancerArn"] for r in http] == [public_alb.outputs["arn"]], "only the public ALB has :80"
+    api_alb = named(stack_plan, LB, f"ms-{stack_plan.stack}-api-alb")
+    assert [r.inputs["loadBalancerArn"] for r in https] == [public_alb.outputs["arn"]], "only the public ALB has :443"
+    api_listener = named(stack_plan, LISTENER, f"ms-{stack_plan.stack}-api-alb-http")
+    assert api_listener.inputs["loadBalancerArn"] == api_alb.outputs["arn"] and api_alb.inputs["internal"] is True
 
 
 def test_https_listeners_use_the_modern_tls_policy_and_a_json_404(dev: Plan) -> None:
     cert = only(dev, CERT)
     assert TLS_POLICY == "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
-    for name in ("ms-dev-alb-https", "ms-dev-api-alb-https"):
+    for name in ("ms-dev-alb-https",):
         listener = named(dev, LISTENER, name)
         i = listener.inputs
         assert i["sslPolicy"] == TLS_POLICY, listener.urn
@@ -351,7 +357,7 @@ def test_with_a_domain_and_zone_acm_validates_by_dns(domain_zone_jwt: Plan) -> N
             # The listeners wait for the certificate to be ISSUED (they take the validation's ARN).
             assert validation.urn in listener.property_dependencies["certificateArn"], listener.urn
     integration = only(plan, "aws:apigatewayv2/integration:Integration")
-    assert integration.inputs["tlsConfig"] == {"serverNameToVerify": "api.example.com"}, integration.urn
+    assert "tlsConfig" not in integration.inputs, f"{integration.urn}: the same plain hop with or without a domain"
 
 
 def test_with_a_domain_but_no_zone_the_certificate_waits_for_manual_validation(domain_no_zone: Plan) -> None:
@@ -375,12 +381,13 @@ def test_http_api_reaches_the_internal_alb_through_a_vpc_link(dev: Plan) -> None
     assert link.inputs["subnetIds"] == vpc.outputs["privateSubnetIds"], link.urn
     assert link.inputs["securityGroupIds"] == [link_sg.id], link.urn
     integration = only(dev, "aws:apigatewayv2/integration:Integration")
-    listener = named(dev, LISTENER, "ms-dev-api-alb-https")
-    api_alb = named(dev, LB, "ms-dev-api-alb")
+    listener = named(dev, LISTENER, "ms-dev-api-alb-http")
     i = integration.inputs
     assert (i["integrationType"], i["integrationMethod"], i["connectionType"]) == ("HTTP_PROXY", "ANY", "VPC_LINK")
     assert i["connectionId"] == link.id and i["integrationUri"] == listener.outputs["arn"], integration.urn
-    assert i["tlsConfig"] == {"serverNameToVerify": api_alb.outputs["dnsName"]}, integration.urn
+    # No TLS on this hop: HTTP APIs verify a private integration's certificate against public CAs and
+    # cannot skip it, so a self-signed internal ALB would fail every request.
+    assert "tlsConfig" not in i, integration.urn
 
 
 def test_routes_cover_every_public_path_of_the_public_services(dev: Plan) -> None:
@@ -474,11 +481,11 @@ def test_internal_path_is_closed_to_everything_but_the_vpc_link(dev: Plan) -> No
     api_sg = named(dev, SG, "ms-dev-api-alb-sg")
     (ingress,) = rules_of(dev, INGRESS, api_sg)
     assert ingress.inputs["referencedSecurityGroupId"] == link_sg.id, ingress.urn
-    assert (ingress.inputs["fromPort"], ingress.inputs["toPort"]) == (443, 443), ingress.urn
+    assert (ingress.inputs["fromPort"], ingress.inputs["toPort"]) == (80, 80), ingress.urn
     assert "cidrIpv4" not in ingress.inputs and "cidrIpv6" not in ingress.inputs, ingress.urn
     assert not rules_of(dev, INGRESS, link_sg), "the VPC link only initiates connections"
     (link_out,) = rules_of(dev, EGRESS, link_sg)
-    assert link_out.inputs["referencedSecurityGroupId"] == api_sg.id and link_out.inputs["fromPort"] == 443
+    assert link_out.inputs["referencedSecurityGroupId"] == api_sg.id and link_out.inputs["fromPort"] == 80
 
 
 def test_alb_egress_follows_the_public_services_ports(domain_no_zone: Plan) -> None:

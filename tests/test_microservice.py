@@ -43,6 +43,7 @@ from tests.conftest import children_of, only, preview, run_component
 
 SERVICE = "microservices:service:FargateMicroservice"
 TASK_DEF = "aws:ecs/taskDefinition:TaskDefinition"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 ECS_SERVICE = "aws:ecs/service:Service"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
@@ -157,7 +158,12 @@ def test_every_resource_of_a_service_carries_service_and_base_tags(env: str) -> 
     plan = preview(env).plan
     for name in FARGATE_SPECS:
         for r in descendants(plan, service_component(plan, env, name).urn):
-            if not r.custom or r.type in (ROLE_POLICY, SCALING_POLICY, ROLE_POLICY_ATTACHMENT):  # untaggable types
+            if not r.custom or r.type in (
+                ROLE_POLICY,
+                SCALING_POLICY,
+                RANDOM_PASSWORD,
+                ROLE_POLICY_ATTACHMENT,
+            ):  # types without tags
                 continue
             tags = r.inputs.get("tags")
             assert tags, f"{r.urn} has no tags"
@@ -165,20 +171,17 @@ def test_every_resource_of_a_service_carries_service_and_base_tags(env: str) -> 
             assert tags.get("Project") == "microservices", f"{r.urn}: {tags}"
 
 
-def test_capacity_dev_is_spot_only_prod_is_on_demand_base_plus_spot() -> None:
-    for env, expected in (
-        ("dev", [{"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": 1}]),
-        (
-            "prod",
-            [
-                {"capacityProvider": "FARGATE", "base": 2, "weight": 3},
-                {"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": 1},
-            ],
-        ),
+def test_capacity_dev_is_x86_spot_only_prod_is_graviton_on_demand() -> None:
+    for env, expected, cpu in (
+        ("dev", [{"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": 1}], "X86_64"),
+        ("prod", [{"capacityProvider": "FARGATE", "base": 0, "weight": 1}], "ARM64"),
     ):
-        for service in preview(env).plan.of_type(ECS_SERVICE):
+        plan = preview(env).plan
+        for service in plan.of_type(ECS_SERVICE):
             assert service.inputs["capacityProviderStrategies"] == expected, service.urn
             assert "launchType" not in service.inputs, service.urn
+        for task in plan.of_type(TASK_DEF):
+            assert task.inputs["runtimePlatform"]["cpuArchitecture"] == cpu, task.urn
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -211,14 +214,16 @@ def test_task_definition_is_hardened_fargate(env: str) -> None:
         task = next(r for r in children_of(plan, service_component(plan, env, name).urn) if r.type == TASK_DEF)
         inputs = task.inputs
         assert inputs["networkMode"] == "awsvpc" and inputs["requiresCompatibilities"] == ["FARGATE"], task.urn
-        assert inputs["runtimePlatform"] == {"operatingSystemFamily": "LINUX", "cpuArchitecture": "ARM64"}, task.urn
+        cpu = "ARM64" if env == "prod" else "X86_64"
+        assert inputs["runtimePlatform"] == {"operatingSystemFamily": "LINUX", "cpuArchitecture": cpu}, task.urn
         defs = {c["name"]: c for c in containers(task)}
         assert {APP_CONTAINER, XRAY_CONTAINER} <= set(defs), task.urn
         app = defs[APP_CONTAINER]
         for sidecar in set(defs) - {APP_CONTAINER, XRAY_CONTAINER}:  # mesh sidecars, when attached
             assert {"containerName": sidecar, "condition": "HEALTHY"} in app["dependsOn"], task.urn
         assert app["user"] not in ("root", "0", "0:0") and app["user"].split(":")[0] != "0", task.urn
-        assert app["user"] == "101:101", f"{task.urn}: nginx-unprivileged runs as uid 101"
+        spec = next(s for s in load_catalog() if s.name == name)
+        assert app["user"] == spec.run_as_user == "10001:10001", f"{task.urn}: the reference image's user"
         assert app["readonlyRootFilesystem"] is True, task.urn
         assert app["mountPoints"] == [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}]
         assert {"name": "tmp"} in inputs["volumes"], task.urn
@@ -476,7 +481,7 @@ def make_args(spec: ServiceSpec, **overrides: Any) -> FargateMicroserviceArgs:
         spec=spec,
         sizing=ServiceSizing(image=spec.image or "public.ecr.aws/docker/library/busybox:1.37", cpu=256, memory=512),
         environment="test",
-        compute=ComputeConfig(capacity="spot"),
+        compute=ComputeConfig(capacity="spot", cpu_architecture="X86_64"),
         data=DataConfig(),
         observability=ObservabilityConfig(log_retention_days=7),
         vpc_id="vpc-0123456789abcdef0",

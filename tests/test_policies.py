@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 import yaml
 from guardrails import (
+    baseline,
     containers,
     data_stores,
     deployments,
     edge,
+    exceptions,
     identity,
     mesh,
     messaging,
@@ -84,10 +86,13 @@ def test_pack_assembles_every_rule_of_every_module_once() -> None:
         observability,
         ownership,
         serverless,
+        baseline,
+        exceptions,
     )
     in_modules = [rule.name for module in modules for rule in module.RULES]
     assert sorted(in_modules) == sorted(RULES)
-    assert len(PACK["RULES"]) == len(RULES) == 37
+    assert len(PACK["RULES"]) == len(RULES) == 43
+    assert [rule.name for rule in PACK["RULES"][-2:]] == ["policy-exceptions-applied", "policy-exceptions"]
 
 
 def test_every_rule_has_metadata_and_a_valid_policy_object() -> None:
@@ -104,7 +109,7 @@ def test_every_rule_has_metadata_and_a_valid_policy_object() -> None:
 
 def test_only_recommendations_are_advisory() -> None:
     advisory = {name for name, rule in RULES.items() if rule.enforcement == EnforcementLevel.ADVISORY}
-    assert advisory == {"ecs-readonly-root-filesystem"}
+    assert advisory == {"ecs-readonly-root-filesystem", "policy-exceptions-applied"}
 
 
 def test_readme_documents_every_rule_with_its_severity_and_enforcement() -> None:
@@ -395,8 +400,8 @@ def test_no_shared_databases_rejects_another_service_reading_the_credentials_sec
         )
     )
     assert found(SHARED, stack) == [
-        f"{INVENTORY_DB} is shared with service 'orders': container 'app' of task definition 'orders-task' reads "
-        "its credentials secret"
+        f"{INVENTORY_DB} is shared with service 'orders': secret 'DB' of container 'app' of task definition "
+        "'orders-task' (run by ECS service 'orders-service') reads its credentials secret"
     ]
 
 
@@ -524,11 +529,26 @@ def test_mtls_rejects_an_inbound_listener_without_the_mesh_ca_or_caller_restrict
 def test_mtls_accepts_an_rbac_filter_instead_of_san_matchers_and_camel_case_keys() -> None:
     envoy = _payment_bootstrap()
     chain = envoy["static_resources"]["listeners"][0]["filter_chains"][0]
-    chain["filters"][0]["typed_config"] = {"http_filters": [{"name": "envoy.filters.http.rbac"}]}
+    orders = "spiffe://microservices.internal/dev/orders"
+    rbac = {
+        "rules": {
+            "action": "ALLOW",
+            "policies": {
+                "callers": {
+                    "permissions": [{"any": True}],
+                    "principals": [{"authenticated": {"principalName": {"exact": orders}}}],
+                }
+            },
+        }
+    }
+    chain["filters"][0]["typed_config"] = {"http_filters": [{"name": "envoy.filters.http.rbac", "typedConfig": rbac}]}
     chain["transport_socket"]["typed_config"] = {
         "@type": DOWNSTREAM,
         "requireClientCertificate": True,
-        "commonTlsContext": {"tlsCertificates": [{}], "validationContext": {"trustedCa": {"filename": "/ca.pem"}}},
+        "commonTlsContext": {
+            "tlsCertificates": [{}],
+            "validationContext": {"trustedCa": {"environmentVariable": "MESH_CA_BUNDLE"}},
+        },
     }
     assert found(MTLS, _with_bootstrap(platform(), "payment", envoy)) == []
 
@@ -916,10 +936,11 @@ def test_sqs_sns_tls_only_rejects_queues_and_topics_without_it() -> None:
     stack.add(QUEUE, "lonely", {"sqsManagedSseEnabled": True})
     stack["order-events-policy"].update(policy=policy_document(allow("sns:Publish", "*")))
     assert found(TLS_RULE, stack) == [
-        "SQS queue 'lonely' has no resource policy denying requests without TLS (a Deny statement for Principal '*' "
-        "on sqs:SendMessage with Condition Bool aws:SecureTransport = false).",
-        "SNS topic 'order-events' has no resource policy denying requests without TLS (a Deny statement for "
-        "Principal '*' on sns:Publish with Condition Bool aws:SecureTransport = false).",
+        "SQS queue 'lonely' has no resource policy denying requests without TLS on its own ARN (a Deny statement for "
+        "Principal '*' on sqs:SendMessage with Condition Bool aws:SecureTransport = false and Resource its ARN).",
+        "SNS topic 'order-events' has no resource policy denying requests without TLS on its own ARN (a Deny "
+        "statement for Principal '*' on sns:Publish with Condition Bool aws:SecureTransport = false and Resource "
+        "its ARN).",
     ]
 
 
@@ -1061,15 +1082,50 @@ def test_alb_https_listeners() -> None:
 def test_alb_http_listeners_only_redirect_to_https() -> None:
     rule = edge.ALB_HTTPS_LISTENERS
     forward = {"protocol": "HTTP", "defaultActions": [{"type": "forward", "targetGroupArn": "tg"}]}
-    assert rule.run(make(LISTENER, "l", forward)) == [
-        "listener 'l' serves plain HTTP: its only default action must redirect to HTTPS (HTTP_301)."
-    ]
-    to_http = {"protocol": "HTTP", "defaultActions": [{"type": "redirect", "redirect": {"protocol": "HTTP"}}]}
-    assert rule.run(make(LISTENER, "l", to_http)) != []
+    assert rule.run(make(LISTENER, "l", forward)) == []  # judged by the stack rule below
     assert rule.run(make(LISTENER, "l", {})) == [
         "listener 'l' declares no protocol; the AWS default for an application load balancer is plain HTTP."
     ]
     assert rule.run(make(LISTENER, "l", {"protocol": "TCP"})) == []
+
+
+def _plaintext_stack(*, internal: bool, cidr: bool, redirect: bool = False) -> Stack:
+    from tests.policy_fixtures import INGRESS, SG
+
+    stack = Stack()
+    caller = stack.add(SG, "vpc-link-sg", {"description": "vpc link"})
+    group = stack.add(SG, "api-alb-sg", {"description": "internal alb"})
+    source = {"cidrIpv4": "0.0.0.0/0"} if cidr else {"referencedSecurityGroupId": "sg-0123"}
+    stack.add(
+        INGRESS,
+        "in-80",
+        {"ipProtocol": "tcp", "fromPort": 80, "toPort": 80, **source},
+        deps={"securityGroupId": [group], **({} if cidr else {"referencedSecurityGroupId": [caller]})},
+    )
+    lb = stack.add(
+        "aws:lb/loadBalancer:LoadBalancer", "api-alb", {"internal": internal}, deps={"securityGroups": [group]}
+    )
+    actions = [{"type": "redirect", "redirect": {"protocol": "HTTPS"}}] if redirect else [{"type": "fixed-response"}]
+    stack.add(
+        LISTENER, "l", {"protocol": "HTTP", "port": 80, "defaultActions": actions}, deps={"loadBalancerArn": [lb]}
+    )
+    return stack
+
+
+def test_alb_plaintext_listeners_only_on_internal_balancers_reached_from_security_groups() -> None:
+    rule = edge.ALB_PLAINTEXT_LISTENERS
+    message = (
+        "listener 'l' serves plain HTTP: its only default action must redirect to HTTPS (HTTP_301), unless its "
+        "load balancer is internal and its security groups admit port 80 from other security groups only (no "
+        "address ranges)."
+    )
+    assert found(rule, _plaintext_stack(internal=True, cidr=False)) == []
+    assert found(rule, _plaintext_stack(internal=False, cidr=False, redirect=True)) == []
+    assert found(rule, _plaintext_stack(internal=False, cidr=False)) == [message]
+    assert found(rule, _plaintext_stack(internal=True, cidr=True)) == [message]
+    to_http = _plaintext_stack(internal=False, cidr=False, redirect=True)
+    to_http["l"].update(defaultActions=[{"type": "redirect", "redirect": {"protocol": "HTTP"}}])
+    assert found(rule, to_http) == [message]
 
 
 LB = "aws:lb/loadBalancer:LoadBalancer"

@@ -50,6 +50,7 @@ def test_dev_is_cheap_and_prod_is_resilient() -> None:
     dev, prod = load("dev"), load("prod")
     assert (dev.network.nat_gateways, dev.compute.capacity, dev.data.multi_az) == ("single", "spot", False)
     assert (prod.network.az_count, prod.network.nat_gateways) == (3, "onePerAz")
-    assert prod.compute.capacity == "mixed" and prod.compute.on_demand_base >= 1
+    assert (prod.compute.capacity, prod.compute.cpu_architecture) == ("onDemand", "ARM64")
+    assert (dev.compute.capacity, dev.compute.cpu_architecture) == ("spot", "X86_64")
     assert prod.data.multi_az and prod.data.deletion_protection and prod.data.protect_resources
     assert not prod.compute.enable_execute_command

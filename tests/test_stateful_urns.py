@@ -51,6 +51,7 @@ STATEFUL_TYPES = frozenset(
         "tls:index/privateKey:PrivateKey",
         "tls:index/selfSignedCert:SelfSignedCert",
         "tls:index/locallySignedCert:LocallySignedCert",
+        "random:index/randomPassword:RandomPassword",
         # Stored objects, messages, events and logs.
         "aws:s3/bucket:Bucket",
         "aws:s3/bucketV2:BucketV2",
@@ -95,6 +96,10 @@ STATELESS_TYPES = frozenset(
         "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders",
         "aws:ecs/service:Service",
         "aws:ecs/taskDefinition:TaskDefinition",
+        "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+        # A built image is rebuilt from the repository's sources; what it produced lives in the
+        # (stateful) ECR repository under an immutable tag.
+        "docker-build:index:Image",
         "aws:elasticache/subnetGroup:SubnetGroup",
         "aws:elasticache/parameterGroup:ParameterGroup",
         "aws:iam/policy:Policy",

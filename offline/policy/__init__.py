@@ -19,7 +19,7 @@ ones, in the same order, with the same messages (pulumi/pulumi, `pkg/resource/pl
 
 Modules: `report` (results, errors, the "Policies:" text), `protocol` (enums, property marshalling,
 request builders), `config` (`PulumiPolicy.yaml` and the pack config), `process` (the pack's host
-process), `runner` (the RPC sequence).
+process), `runner` (the RPC sequence), `formats` (the results as JSON and SARIF, the exit status by severity).
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ class PolicyInfo:
     config_schema: Mapping[str, Any] = field(default_factory=dict)
     """JSON schema of each config property, by property name."""
     required_config: tuple[str, ...] = ()
+    remediation: str = ""
+    """The policy's remediation steps (SARIF rule help)."""
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ def _policy_infos(info: analyzer_pb2.AnalyzerInfo) -> list[PolicyInfo]:
                 display_name=p.displayName,
                 config_schema=schema,
                 required_config=tuple(p.configSchema.required) if p.HasField("configSchema") else (),
+                remediation=p.remediation_steps,
             )
         )
     return sorted(policies, key=lambda p: p.name)  # the engine sorts them by name too

@@ -65,7 +65,12 @@ ECS_CONTAINER_LOGGING = ResourceRule(
 
 
 # --- secrets --------------------------------------------------------------------------------------
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY", re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"(?:^|[_\-.])(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|SECRET_?KEY|ACCESS_?KEY|CREDENTIALS?)$",
+    re.IGNORECASE,
+)
+"""A variable whose name ENDS with a secret noun holds one (DB_PASSWORD, STRIPE_API_KEY); one where the noun
+only qualifies the last word does not (PASSWORD_MIN_LENGTH, TOKEN_TTL_SECONDS, API_KEY_HEADER)."""
 SECRETS_MANAGER_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+")
 
 
@@ -95,7 +100,7 @@ ECS_NO_PLAINTEXT_SECRETS = ResourceRule(
     name="ecs-no-plaintext-secrets",
     description=(
         "Containers get secrets from Secrets Manager (`secrets`), never as plain `environment` values "
-        "(names containing PASSWORD, SECRET, TOKEN, API_KEY or PRIVATE_KEY with a value)."
+        "(names ending in PASSWORD, SECRET, TOKEN, API_KEY, PRIVATE_KEY, ACCESS_KEY or CREDENTIALS with a value)."
     ),
     severity=Severity.CRITICAL,
     enforcement=EnforcementLevel.MANDATORY,

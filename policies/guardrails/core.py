@@ -134,10 +134,13 @@ class ResourceRule(Rule):
 
     def policy(self) -> ResourceValidationPolicy:
         def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+            from .exceptions import excepted
+
             if not self.applies(args.resource_type):
                 return
             for message in self.check(args, self.settings(args.get_config())):
-                report(message, None)
+                if not excepted(self.name, args.urn, message):
+                    report(message, None)
 
         return ResourceValidationPolicy(
             name=self.name,
@@ -150,19 +153,36 @@ class ResourceRule(Rule):
         )
 
 
+SHARED_MODEL = "__sharedModel"
+"""Settings key under which a served stack rule receives the stack's shared model (see `StackRule.model`)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackRule(Rule):
     """A rule over every resource of the stack (outputs, parents and dependencies)."""
 
     check: StackCheck
+    model: Callable[[Sequence[StackResource], str], Any] | None = None
+    """For rules that query the access model: returns the model shared by every rule of one
+    `AnalyzeStack` (built once). The served policy passes it as `settings[SHARED_MODEL]`; `run()`
+    (tests) passes nothing, and the check builds its own."""
 
     def run(self, resources: Sequence[StackResource], overrides: Mapping[str, Any] | None = None) -> list[Finding]:
         return list(self.check(resources, self.settings(overrides)))
 
     def policy(self) -> StackValidationPolicy:
         def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-            for finding in self.check(args.resources, self.settings(args.get_config())):
-                report(finding.message, finding.urn)
+            settings = self.settings(args.get_config())
+            if self.model is not None:
+                settings[SHARED_MODEL] = self.model(args.resources, self.name)
+            from .exceptions import RULES as exception_rules
+            from .exceptions import excepted
+
+            own = any(rule.name == self.name for rule in exception_rules)
+            stack_urn = next((r.urn for r in args.resources if r.resource_type == "pulumi:pulumi:Stack"), "")
+            for finding in self.check(args.resources, settings):
+                if own or not excepted(self.name, finding.urn or stack_urn, finding.message):
+                    report(finding.message, finding.urn)
 
         return StackValidationPolicy(
             name=self.name,

@@ -69,14 +69,7 @@ def check_listener(resource: Resource, config: Config) -> Iterator[str]:
         if not props.get("certificateArn"):
             yield f"{label} has no certificateArn (an ACM certificate)."
     elif protocol == "HTTP":
-        actions = [mapping(a) for a in as_list(props.get("defaultActions"))]
-        redirect = mapping(actions[0].get("redirect")) if len(actions) == 1 else {}
-        if not (
-            len(actions) == 1
-            and actions[0].get("type") == "redirect"
-            and str(redirect.get("protocol", "")).upper() == "HTTPS"
-        ):
-            yield f"{label} serves plain HTTP: its only default action must redirect to HTTPS (HTTP_301)."
+        return  # judged with its load balancer and security groups by ALB_PLAINTEXT_LISTENERS (a stack rule)
     elif protocol:
         return
     else:
@@ -86,8 +79,8 @@ def check_listener(resource: Resource, config: Config) -> Iterator[str]:
 ALB_HTTPS_LISTENERS = ResourceRule(
     name="alb-https-listeners",
     description=(
-        "Load balancer listeners serve HTTPS with a modern TLS policy (TLS 1.2+, ELBSecurityPolicy-TLS13-1-2-2021-06 "
-        "or stricter); HTTP listeners only redirect to HTTPS."
+        "Load balancer HTTPS/TLS listeners use a modern TLS policy (TLS 1.2+, ELBSecurityPolicy-TLS13-1-2-2021-06 "
+        "or stricter) and an ACM certificate (plain HTTP: alb-plaintext-listeners)."
     ),
     severity=Severity.HIGH,
     enforcement=EnforcementLevel.MANDATORY,
@@ -105,6 +98,83 @@ ALB_HTTPS_LISTENERS = ResourceRule(
     },
     applies=of_types(*LISTENER_TYPES),
     check=check_listener,
+)
+
+
+def _redirects_to_https(listener: Resource) -> bool:
+    actions = [mapping(a) for a in as_list(listener.props.get("defaultActions"))]
+    redirect = mapping(actions[0].get("redirect")) if len(actions) == 1 else {}
+    return (
+        len(actions) == 1
+        and actions[0].get("type") == "redirect"
+        and str(redirect.get("protocol", "")).upper() == "HTTPS"
+    )
+
+
+SG_INGRESS_TYPES = (
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws:ec2/securityGroupRule:SecurityGroupRule",
+)
+
+
+def _admits_only_groups(group: StackResource, port: int, resources: Sequence[StackResource]) -> bool:
+    """No address range (only other security groups) may reach `port` through `group`."""
+    for inline in as_list(group.props.get("ingress")):
+        entry = mapping(inline)
+        low, high = number(entry.get("fromPort")), number(entry.get("toPort"))
+        if low is not None and high is not None and not low <= port <= high:
+            continue
+        if entry.get("cidrBlocks") or entry.get("ipv6CidrBlocks") or entry.get("prefixListIds"):
+            return False
+    for rule in resources:
+        if rule.resource_type not in SG_INGRESS_TYPES or not any(
+            d.urn == group.urn for d in property_deps(rule, "securityGroupId")
+        ):
+            continue
+        props = rule.props
+        if props.get("type", "ingress") != "ingress":
+            continue
+        low, high = number(props.get("fromPort")), number(props.get("toPort"))
+        if low is not None and high is not None and not low <= port <= high:
+            continue
+        if not (props.get("referencedSecurityGroupId") or props.get("sourceSecurityGroupId")):
+            return False
+    return True
+
+
+def check_plaintext_listeners(resources: Sequence[StackResource], _config: Config) -> Iterator[Finding]:
+    def check(listener: StackResource) -> Iterator[Finding]:
+        if str(listener.props.get("protocol") or "").upper() != "HTTP" or _redirects_to_https(listener):
+            return
+        port = int(number(listener.props.get("port")) or 80)
+        balancers = property_deps(listener, "loadBalancerArn")
+        internal = bool(balancers) and all(truthy(lb.props.get("internal")) for lb in balancers)
+        groups = [g for lb in balancers for g in property_deps(lb, "securityGroups")]
+        if internal and groups and all(_admits_only_groups(g, port, resources) for g in groups):
+            return
+        yield Finding(
+            f"listener '{listener.name}' serves plain HTTP: its only default action must redirect to HTTPS "
+            "(HTTP_301), unless its load balancer is internal and its security groups admit port "
+            f"{port} from other security groups only (no address ranges).",
+            listener.urn,
+        )
+
+    yield from each((r for r in resources if r.resource_type in LISTENER_TYPES), check)
+
+
+ALB_PLAINTEXT_LISTENERS = StackRule(
+    name="alb-plaintext-listeners",
+    description=(
+        "A plain-HTTP listener only redirects to HTTPS, except on an internal load balancer whose security "
+        "groups admit the port from named security groups only (the API Gateway VPC link hop)."
+    ),
+    severity=Severity.HIGH,
+    enforcement=EnforcementLevel.MANDATORY,
+    remediation=(
+        "Make the port 80 listener a single redirect action to HTTPS, or put it on an internal load balancer "
+        "whose security group ingress on that port references only the calling security group."
+    ),
+    check=check_plaintext_listeners,
 )
 
 
@@ -247,6 +317,7 @@ APIGW_STAGE_THROTTLING = ResourceRule(
 
 RULES = [
     ALB_HTTPS_LISTENERS,
+    ALB_PLAINTEXT_LISTENERS,
     ALB_ACCESS_LOGS,
     ALB_DROP_INVALID_HEADER_FIELDS,
     ALB_DELETION_PROTECTION_IN_PRODUCTION,

@@ -1,7 +1,8 @@
 """Security group ingress as edges: which rule lets which sources (security groups, CIDRs) into which
 security group, on which ports. Shared by the database-ownership, mesh and public-ingress rules.
 
-Ingress is read from the three ways pulumi-aws declares it:
+Ingress is read from the three ways pulumi-aws declares it (sources: security groups, CIDRs, managed
+prefix lists, `self`):
 * `aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule` (one source per rule; preferred),
 * `aws:ec2/securityGroupRule:SecurityGroupRule` with `type: ingress`,
 * the inline `ingress` list of `aws:ec2/securityGroup:SecurityGroup`.
@@ -43,6 +44,8 @@ class IngressEdge:
     protocol: str
     from_port: int
     to_port: int
+    prefix_lists: tuple[str, ...] = ()
+    """Managed prefix lists let in (`prefixListId` / `prefixListIds`)."""
 
     @property
     def all_traffic(self) -> bool:
@@ -75,6 +78,7 @@ def ingress_edges(resource: StackResource) -> Iterator[IngressEdge]:
             sources=property_deps(resource, "referencedSecurityGroupId", SECURITY_GROUP),
             cidrs=[props.get("cidrIpv4"), props.get("cidrIpv6")],
             protocol=props.get("ipProtocol"),
+            prefix_lists=[props.get("prefixListId")],
         )
     elif resource.resource_type == SG_RULE and props.get("type") == "ingress":
         targets = property_deps(resource, "securityGroupId", SECURITY_GROUP)
@@ -86,6 +90,7 @@ def ingress_edges(resource: StackResource) -> Iterator[IngressEdge]:
             sources=[*sources, *targets] if truthy(props.get("self")) else sources,
             cidrs=[*as_list(props.get("cidrBlocks")), *as_list(props.get("ipv6CidrBlocks"))],
             protocol=props.get("protocol"),
+            prefix_lists=as_list(props.get("prefixListIds")),
         )
     elif resource.resource_type == SECURITY_GROUP:
         named = property_deps(resource, "ingress", SECURITY_GROUP)
@@ -100,6 +105,7 @@ def ingress_edges(resource: StackResource) -> Iterator[IngressEdge]:
                 sources=[*sources, resource] if truthy(entry.get("self")) else sources,
                 cidrs=[*as_list(entry.get("cidrBlocks")), *as_list(entry.get("ipv6CidrBlocks"))],
                 protocol=entry.get("protocol"),
+                prefix_lists=as_list(entry.get("prefixListIds")),
             )
 
 
@@ -111,6 +117,7 @@ def _edge(
     sources: Sequence[StackResource],
     cidrs: Sequence[Any],
     protocol: Any,
+    prefix_lists: Sequence[Any] = (),
 ) -> IngressEdge:
     low, high = number(props.get("fromPort")), number(props.get("toPort"))
     proto = str(protocol if protocol is not None else "-1").lower()
@@ -126,4 +133,5 @@ def _edge(
         protocol=proto,
         from_port=from_port,
         to_port=to_port,
+        prefix_lists=tuple(str(p) for p in prefix_lists if p),
     )

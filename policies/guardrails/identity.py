@@ -48,9 +48,13 @@ UNSCOPED_ACTIONS = [
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
+    "servicediscovery:DiscoverInstances",
+    "servicediscovery:DiscoverInstancesRevision",
 ]
 """Actions that need Resource '*': they support no resource-level permissions, or (logs:DescribeLogGroups,
-ssmmessages:*) AWS's documented ECS Exec task-role policy grants them on '*'."""
+ssmmessages:*) AWS's documented ECS Exec task-role policy grants them on '*'. Cloud Map's DiscoverInstances and
+DiscoverInstancesRevision list no resource type in the Service Authorization Reference ("Actions, resources, and
+condition keys for AWS Cloud Map"): they are scoped with the condition key servicediscovery:NamespaceName instead."""
 
 
 def _documents(resource: Resource) -> Iterator[tuple[str, Any]]:

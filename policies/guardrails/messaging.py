@@ -24,6 +24,7 @@ from .core import (
     of_types,
     property_deps,
     truthy,
+    wildcard_match,
 )
 from .documents import InvalidPolicyDocument, Statement, action_matches, condition_is_false, parse_policy
 
@@ -130,21 +131,23 @@ SQS_QUEUE_DEAD_LETTER_QUEUE = ResourceRule(
 
 
 # --- TLS-only resource policies (stack) -----------------------------------------------------------
-def denies_insecure_transport(document: Any, action: str) -> bool:
-    """Does the policy deny `action` to everyone when aws:SecureTransport is false?"""
+def denies_insecure_transport(document: Any, action: str, arn: str | None = None) -> bool:
+    """Does the policy deny `action` to everyone when aws:SecureTransport is false, on a Resource that
+    covers `arn` (the queue's or topic's own ARN, when known)?"""
     try:
         statements = parse_policy(document)
     except (InvalidPolicyDocument, InvalidJson):
         return False
-    return any(_tls_only(s, action) for s in statements)
+    return any(_tls_only(s, action, arn) for s in statements)
 
 
-def _tls_only(statement: Statement, action: str) -> bool:
+def _tls_only(statement: Statement, action: str, arn: str | None) -> bool:
     return (
         statement.effect == "Deny"
         and statement.any_principal()
         and any(action_matches(a, action) for a in statement.actions)
         and condition_is_false(statement, "aws:SecureTransport")
+        and (arn is None or any(wildcard_match(p, arn) for p in statement.resource_patterns()))
     )
 
 
@@ -170,10 +173,13 @@ def _require_tls(
     outputs: tuple[str, ...],
     action: str,
 ) -> Iterator[Finding]:
-    if not any(denies_insecure_transport(d, action) for d in _policies_of(target, policies, link, outputs)):
+    arn = known(target.props, "arn")
+    arn = arn if isinstance(arn, str) and arn else None
+    if not any(denies_insecure_transport(d, action, arn) for d in _policies_of(target, policies, link, outputs)):
         yield Finding(
-            f"{kind} '{target.name}' has no resource policy denying requests without TLS (a Deny statement for "
-            f"Principal '*' on {action} with Condition Bool aws:SecureTransport = false).",
+            f"{kind} '{target.name}' has no resource policy denying requests without TLS on its own ARN (a Deny "
+            f"statement for Principal '*' on {action} with Condition Bool aws:SecureTransport = false and Resource "
+            f"{arn or 'its ARN'}).",
             target.urn,
         )
 

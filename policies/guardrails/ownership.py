@@ -1,368 +1,106 @@
-"""`no-shared-databases`: database per service, enforced on the whole stack.
+"""`no-shared-databases`: database per service, one statement over the access model.
 
-A database's owner is the nearest service component (FargateMicroservice or NotificationFunction) in
-its parent chain. Another service reaches a database when one of its resources (a resource whose
-parent chain leads to that other service component):
-* depends on the database, or on anything inside the database's `microservices:data:*` component
-  (its security group, its secrets), through `dependsOn` or a property;
-* holds an IAM grant on it: an Allow statement of a policy attached to that service's role names the
-  database (ARN, name, index, IAM-auth user, or its credentials secret) or a wildcard covering it,
-  for an action of the database's service;
-* is let into the database's security group by a security group rule;
-* reads the database's credentials secret in its container definitions.
-The database's security group must also not admit CIDR ranges or groups of no service: only the
-owner's own security groups.
-
-ARN patterns are matched on their service and resource parts; region and account are not compared
-(a pattern for another region still names the table if it is deployed there).
+A data store is a database resource (RDS instance/cluster, DynamoDB table with its indexes and
+streams, ElastiCache replication group/cluster) together with everything in its
+`microservices:data:*` component (ElastiCache users and user groups, secrets, KMS keys, security
+groups). Its owner is the nearest service component (FargateMicroservice or NotificationFunction) in
+its parent chain. The rule states: **the set of services that can reach each data store through any
+path of the access model (`access.AccessModel`) is exactly its owner**. The paths:
+* IAM: a role the service's compute runs as (or can become by escalation) is granted an action of
+  the store's AWS service on a pattern covering it: inline, customer- or AWS-managed policies (an
+  AWS-managed policy unknown to the snapshot could grant anything);
+* resource policies (DynamoDB resource policy, secret policy, KMS key policy) naming a role the
+  service runs as, or everyone;
+* network: the service's ECS service or Lambda is attached to a security group that the store's
+  security group admits (or to the store's group itself); CIDRs and prefix lists into the store's
+  group are "reachable from outside its owner";
+* credentials: a literal string of the service's compute (environment, secrets, command) holds the
+  store's endpoint, name, ARN or credentials secret ARN;
+* dependencies: a resource of the service depends on the store or a member of its component.
+Each message names the store, its owner, the intruder and the path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator, Sequence
 
-from . import containers
+from .access import AccessModel, Store, model_of, shared_model
 from .core import (
-    CACHE_CLUSTER,
-    CACHE_REPLICATION_GROUP,
-    DATA_COMPONENT_PREFIX,
-    DATABASE_TYPES,
-    DYNAMODB_TABLE,
-    HOLE,
-    RDS_CLUSTER,
-    RDS_INSTANCE,
-    SECURITY_GROUP,
-    TASK_DEFINITION,
     Config,
-    Deferred,
     EnforcementLevel,
     Finding,
-    InvalidJson,
     Severity,
     StackResource,
     StackRule,
-    UnknownValueError,
-    ancestors,
-    as_list,
-    depends_on,
-    known,
-    mapping,
-    property_deps,
-    service_owner,
     service_owners,
-    wildcard_match,
 )
-from .documents import InvalidPolicyDocument, actions_for_services, parse_policy
-from .firewall import ingress_edges
-
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-MANAGED_POLICY = "aws:iam/policy:Policy"
-ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-POLICY_ATTACHMENT = "aws:iam/policyAttachment:PolicyAttachment"
-
-
-@dataclass(frozen=True)
-class Handle:
-    """One way an IAM policy can name a database: `<service>:<resource part>` of its ARN."""
-
-    services: tuple[str, ...]
-    parts: tuple[str, ...]
-    """Resource parts of the ARN; HOLE stands for what is unknown (only `*` covers it)."""
-    arn: str | None = None
-
-    def covered_by(self, pattern: str) -> bool:
-        if pattern == "*":
-            return True
-        if pattern.lower().startswith("arn:"):
-            pieces = pattern.split(":", 5)
-            if len(pieces) < 6:
-                return False
-            service, resource = pieces[2], pieces[5]
-            return any(wildcard_match(service, s, ignore_case=True) for s in self.services) and any(
-                wildcard_match(resource, part) for part in self.parts
-            )
-        return self.arn is not None and wildcard_match(pattern, self.arn)
-
-
-@dataclass
-class Database:
-    resource: StackResource
-    owner: StackResource | None
-    label: str
-    handles: list[Handle] = field(default_factory=list)
-    secret_arns: list[str] = field(default_factory=list)
-    members: dict[str, StackResource] = field(default_factory=dict)
-    """URN -> resource of everything that belongs to the database (itself, its data component)."""
-
-    def shared(self, intruder: StackResource, detail: str) -> str:
-        owner = self.owner.name if self.owner is not None else "?"
-        return (
-            f"Database '{self.resource.name}' ({self.label}) owned by service '{owner}' is shared with "
-            f"service '{intruder.name}': {detail}"
-        )
 
 
 def check_no_shared_databases(resources: Sequence[StackResource], config: Config) -> Iterator[Finding]:
-    if not any(r.resource_type in DATABASE_TYPES for r in resources):
+    model = model_of(resources, config)
+    stores = model.stores()
+    if not stores:
         return
-    members_of_store = _members_by_data_component(resources)
-    databases = [_database(r, members_of_store) for r in resources if r.resource_type in DATABASE_TYPES]
-    deferred = Deferred()
-    yield from deferred.each(databases, _single_owner)
-    owned = [db for db in databases if db.owner is not None]
-    by_member = {urn: db for db in owned for urn in db.members}
-    yield from deferred.each(resources, lambda r: _dependencies(r, by_member))
-    yield from deferred.each(_grantees(resources).values(), lambda entry: _iam_grants(*entry, owned))
-    sg_owner = {sg.urn: db for db in owned for sg in _security_groups(db)}
-    yield from deferred.each(resources, lambda r: _ingress(r, sg_owner))
-    task_definitions = [r for r in resources if r.resource_type == TASK_DEFINITION]
-    yield from deferred.each(task_definitions, lambda r: _secret_readers(r, owned))
-    deferred.finish()
+    for store in stores:
+        yield from _single_owner(store)
+    seen: set[tuple[str, str, str]] = set()
+    for store, reach in model.reach(stores):
+        key = (store.resource.urn, reach.service.urn if reach.kind != "outside" else "", reach.urn + reach.path)
+        if key in seen:
+            continue
+        seen.add(key)
+        if reach.kind == "outside":
+            yield Finding(_beyond_owner(store, reach.path), reach.urn)
+        else:
+            yield Finding(_shared(store, reach.service, reach.path), reach.urn)
+    _finish(model)
 
 
-def _members_by_data_component(resources: Sequence[StackResource]) -> dict[str, list[StackResource]]:
-    """Data-store component URN -> every resource below it (one pass, not one scan per database)."""
-    members: dict[str, list[StackResource]] = {}
-    for resource in resources:
-        for ancestor in ancestors(resource):
-            if ancestor.resource_type.startswith(DATA_COMPONENT_PREFIX):
-                members.setdefault(ancestor.urn, []).append(resource)
-    return members
+def _finish(model: AccessModel) -> None:
+    if model.unknown is not None:
+        raise model.unknown
 
 
-def _database(resource: StackResource, members_of_store: Mapping[str, list[StackResource]]) -> Database:
-    db = Database(resource, service_owner(resource), DATABASE_TYPES[resource.resource_type])
-    db.members[resource.urn] = resource
-    store = next((a for a in ancestors(resource) if a.resource_type.startswith(DATA_COMPONENT_PREFIX)), None)
-    if store is not None:
-        db.members[store.urn] = store
-        for other in members_of_store.get(store.urn, []):
-            db.members[other.urn] = other
-    db.handles, db.secret_arns = _handles(resource)
-    return db
+def _shared(store: Store, intruder: StackResource, path: str) -> str:
+    owner = store.owner.name if store.owner is not None else "?"
+    return (
+        f"Database '{store.name}' ({store.label}) owned by service '{owner}' is shared with "
+        f"service '{intruder.name}': {path}"
+    )
 
 
-def _handles(db: StackResource) -> tuple[list[Handle], list[str]]:
-    props = db.props
-    t = db.resource_type
-
-    def name(key: str) -> str:
-        value = known(props, key)
-        return value if isinstance(value, str) and value else HOLE
-
-    arn = known(props, "arn")
-    arn = arn if isinstance(arn, str) else None
-    handles: list[Handle] = []
-    if t == DYNAMODB_TABLE:
-        table = f"table/{name('name')}"
-        handles.append(Handle(("dynamodb",), (table, f"{table}/{HOLE}"), arn))
-    elif t == RDS_INSTANCE:
-        handles.append(Handle(("rds",), (f"db:{name('identifier')}",), arn))
-        handles.append(Handle(("rds-db",), (f"dbuser:{name('resourceId')}/{HOLE}",)))
-    elif t == RDS_CLUSTER:
-        handles.append(Handle(("rds", "rds-data"), (f"cluster:{name('clusterIdentifier')}",), arn))
-        handles.append(Handle(("rds-db",), (f"dbuser:{name('clusterResourceId')}/{HOLE}",)))
-    elif t == CACHE_REPLICATION_GROUP:
-        handles.append(Handle(("elasticache",), (f"replicationgroup:{name('replicationGroupId')}",), arn))
-    elif t == CACHE_CLUSTER:
-        handles.append(Handle(("elasticache",), (f"cluster:{name('clusterId')}",), arn))
-    secret_arns = _master_secret_arns(props)
-    if t in (RDS_INSTANCE, RDS_CLUSTER) and known(props, "manageMasterUserPassword"):
-        kind = "db" if t == RDS_INSTANCE else "cluster"
-        parts = tuple(a.split(":", 5)[5] for a in secret_arns if a.count(":") >= 5) or (f"secret:rds!{kind}-{HOLE}",)
-        handles.append(Handle(("secretsmanager",), parts, secret_arns[0] if secret_arns else None))
-    return handles, secret_arns
-
-
-def _master_secret_arns(props: Mapping[str, Any]) -> list[str]:
-    # The secret is created by RDS: its ARN is an output, unknown during a first preview. An unknown
-    # ARN only means that no literal can name it yet (see core.known).
-    try:
-        entries = as_list(props.get("masterUserSecrets"))
-        return [a for a in (mapping(e).get("secretArn") for e in entries) if isinstance(a, str) and a]
-    except UnknownValueError:
-        return []
-
-
-def _single_owner(db: Database) -> Iterator[Finding]:
-    owners = service_owners(db.resource)
+def _single_owner(store: Store) -> Iterator[Finding]:
+    owners = service_owners(store.resource)
     if not owners:
         yield Finding(
-            f"Database '{db.resource.name}' ({db.label}) belongs to no service: declare it inside the component "
+            f"Database '{store.name}' ({store.label}) belongs to no service: declare it inside the component "
             "of the one FargateMicroservice or NotificationFunction that owns it.",
-            db.resource.urn,
+            store.resource.urn,
         )
     elif len(owners) > 1:
         names = ", ".join(f"'{o.name}'" for o in owners)
         yield Finding(
-            f"Database '{db.resource.name}' ({db.label}) is nested in several service components ({names}); "
+            f"Database '{store.name}' ({store.label}) is nested in several service components ({names}); "
             "a database belongs to exactly one service.",
-            db.resource.urn,
+            store.resource.urn,
         )
 
 
-def _foreign_owner(resource: StackResource, db: Database) -> StackResource | None:
-    owner = service_owner(resource)
-    if owner is None or db.owner is None or owner.urn == db.owner.urn:
-        return None
-    return owner
-
-
-def _dependencies(resource: StackResource, by_member: Mapping[str, Database]) -> Iterator[Finding]:
-    seen: set[str] = set()
-    for dep in depends_on(resource):
-        db = by_member.get(dep.urn)
-        if db is None or dep.urn in seen:
-            continue
-        intruder = _foreign_owner(resource, db)
-        if intruder is None:
-            continue
-        seen.add(dep.urn)
-        target = "it" if dep.urn == db.resource.urn else f"its {dep.resource_type} '{dep.name}'"
-        detail = f"{resource.resource_type} '{resource.name}' depends on {target}"
-        yield Finding(db.shared(intruder, detail), resource.urn)
-
-
-def _grantees(resources: Sequence[StackResource]) -> dict[str, tuple[StackResource, list[StackResource]]]:
-    """Policy resources and the service components whose roles they grant to (URN -> (policy, services))."""
-    by_urn: dict[str, tuple[StackResource, list[StackResource]]] = {}
-
-    def add(policy: StackResource, holder: StackResource) -> None:
-        owner = service_owner(holder)
-        if owner is None:
-            return
-        entry = by_urn.setdefault(policy.urn, (policy, []))
-        if all(o.urn != owner.urn for o in entry[1]):
-            entry[1].append(owner)
-
-    for r in resources:
-        if r.resource_type in (ROLE_POLICY, MANAGED_POLICY, ROLE):
-            add(r, r)
-        if r.resource_type == ROLE_POLICY:
-            for role in property_deps(r, "role", ROLE):
-                add(r, role)
-        if r.resource_type in (ROLE_POLICY_ATTACHMENT, POLICY_ATTACHMENT):
-            roles = property_deps(r, "role", ROLE) + property_deps(r, "roles", ROLE)
-            for policy in property_deps(r, "policyArn", MANAGED_POLICY):
-                for role in roles:
-                    add(policy, role)
-    return by_urn
-
-
-def _documents(policy: StackResource) -> Iterator[Any]:
-    if policy.resource_type == ROLE:
-        for inline in as_list(policy.props.get("inlinePolicies")):
-            if mapping(inline).get("policy"):
-                yield mapping(inline)["policy"]
-    elif policy.props.get("policy"):
-        yield policy.props["policy"]
-
-
-def _iam_grants(
-    policy: StackResource, services: list[StackResource], databases: Iterable[Database]
-) -> Iterator[Finding]:
-    reported: set[tuple[str, str]] = set()
-    for document in _documents(policy):
-        try:
-            statements = parse_policy(document)
-        except (InvalidPolicyDocument, InvalidJson):
-            continue  # iam-no-wildcard-permissions reports documents it cannot read
-        for statement in (s for s in statements if s.allows):
-            actions, patterns = statement.action_patterns(), statement.resource_patterns()
-            for db in databases:
-                assert db.owner is not None
-                intruders = [s for s in services if s.urn != db.owner.urn and (db.resource.urn, s.urn) not in reported]
-                if not intruders:
-                    continue
-                grant = _grant(actions, patterns, db)  # the same for every intruder: computed once
-                if grant:
-                    detail = f"{policy.resource_type} '{policy.name}' grants {grant}"
-                    for service in intruders:
-                        reported.add((db.resource.urn, service.urn))
-                        yield Finding(db.shared(service, detail), policy.urn)
-
-
-def _grant(actions: Sequence[str], patterns: Sequence[str], db: Database) -> str | None:
-    for handle in db.handles:
-        relevant = actions_for_services(actions, handle.services)
-        if not relevant:
-            continue
-        for pattern in patterns:
-            if handle.covered_by(pattern):
-                return f"{', '.join(relevant)} on {pattern}"
-    return None
-
-
-def _security_groups(db: Database) -> list[StackResource]:
-    groups = {
-        sg.urn: sg
-        for prop in ("vpcSecurityGroupIds", "securityGroupIds")
-        for sg in property_deps(db.resource, prop, SECURITY_GROUP)
-    }
-    groups.update({urn: r for urn, r in db.members.items() if r.resource_type == SECURITY_GROUP})
-    return list(groups.values())
-
-
-def _ingress(resource: StackResource, sg_owner: Mapping[str, Database]) -> Iterator[Finding]:
-    for edge in ingress_edges(resource):
-        for target in edge.targets:
-            db = sg_owner.get(target.urn)
-            if db is None or db.owner is None:
-                continue
-            where = (
-                f"security group rule '{edge.rule.name}' lets {{}} into the database's security group '{target.name}'"
-            )
-            for source in edge.sources:
-                owner = service_owner(source)
-                if owner is not None and owner.urn == db.owner.urn:
-                    continue
-                what = where.format(f"security group '{source.name}'")
-                if owner is not None:
-                    yield Finding(db.shared(owner, what), edge.rule.urn)
-                else:
-                    yield Finding(_beyond_owner(db, what), edge.rule.urn)
-            for cidr in edge.cidrs:
-                yield Finding(_beyond_owner(db, where.format(f"CIDR {cidr}")), edge.rule.urn)
-
-
-def _beyond_owner(db: Database, detail: str) -> str:
-    owner = db.owner.name if db.owner is not None else "?"
+def _beyond_owner(store: Store, detail: str) -> str:
+    owner = store.owner.name if store.owner is not None else "?"
     return (
-        f"Database '{db.resource.name}' ({db.label}) owned by service '{owner}' is reachable from outside its "
+        f"Database '{store.name}' ({store.label}) owned by service '{owner}' is reachable from outside its "
         f"owner: {detail}"
     )
-
-
-def _secret_readers(task_definition: StackResource, databases: Iterable[Database]) -> Iterator[Finding]:
-    candidates = [(db, arn) for db in databases for arn in db.secret_arns if _foreign_owner(task_definition, db)]
-    if not candidates:
-        return
-    try:
-        definitions = containers.container_definitions(task_definition.props)
-    except InvalidJson:
-        return  # the container rules report an unreadable task definition
-    for db, arn in candidates:
-        for container in definitions:
-            refs = [str(mapping(s).get("valueFrom", "")) for s in as_list(container.get("secrets"))]
-            if any(ref == arn or ref.startswith(arn + ":") for ref in refs):
-                intruder = _foreign_owner(task_definition, db)
-                assert intruder is not None
-                detail = (
-                    f"container '{container.get('name')}' of task definition '{task_definition.name}' "
-                    "reads its credentials secret"
-                )
-                yield Finding(db.shared(intruder, detail), task_definition.urn)
 
 
 NO_SHARED_DATABASES = StackRule(
     name="no-shared-databases",
     description=(
-        "Database per service: every database (RDS, DynamoDB, ElastiCache) belongs to exactly one service "
-        "component and no other service depends on it, is granted IAM access to it, is let into its security "
-        "group or reads its credentials."
+        "Database per service: the services that can reach each data store (RDS, DynamoDB incl. indexes and "
+        "streams, ElastiCache incl. users and user groups, their secrets and KMS keys) through IAM (incl. "
+        "managed policies and privilege escalation), resource policies, security groups, credentials or "
+        "dependencies are exactly its owner."
     ),
     severity=Severity.CRITICAL,
     enforcement=EnforcementLevel.MANDATORY,
@@ -372,6 +110,7 @@ NO_SHARED_DATABASES = StackRule(
         "security group rules, secret references and dependencies on the database."
     ),
     check=check_no_shared_databases,
+    model=shared_model,
 )
 
 RULES = [NO_SHARED_DATABASES]

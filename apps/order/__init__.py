@@ -1,0 +1,1 @@
+"""Order service: orders in its own DynamoDB table; calls inventory, payment and user through the mesh."""

@@ -1,0 +1,1 @@
+"""Payment service: idempotent authorize/void, state in its own Valkey cache."""

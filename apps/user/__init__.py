@@ -1,0 +1,1 @@
+"""User service: accounts in its own PostgreSQL database."""

@@ -327,6 +327,8 @@ class UsageAssumptions(_Model):
     """Certificates issued per month by each private CA."""
     s3_storage_gb: float = Field(5.0, ge=0)
     """Per bucket (ALB access logs)."""
+    ecr_storage_gb: float = Field(1.0, ge=0)
+    """Per ECR repository (the service images this program builds)."""
 
 
 class ServiceSizing(_Model):

@@ -70,9 +70,6 @@ ERROR_RATE_ALARM_PERCENT = 5
 LATENCY_P99_ALARM_SECONDS = 1.0
 ECS_STRATEGIES = {"rolling": "ROLLING", "blueGreen": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR"}
 """Config strategy -> `deploymentConfiguration.strategy` (ECS API / pulumi-aws 7.51 values)."""
-ECS_LB_INFRASTRUCTURE_POLICY = "AmazonECSInfrastructureRolePolicyForLoadBalancers"
-"""AWS managed policy for the ECS infrastructure role that shifts ALB traffic during blue/green, linear
-and canary deployments (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AmazonECSInfrastructureRolePolicyForLoadBalancers.html)."""
 TEST_RULE_PRIORITY_OFFSET = 5
 """Test listener rules sit 5 below their production rule (edge priorities step by 10), so they win."""
 TEST_HEADER_VALUE = "green"
@@ -90,8 +87,15 @@ ECS_EXEC_ACTIONS = (
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
 )
+ELB_DESCRIBE_ACTIONS = (
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
+"""What ECS reads while it shifts traffic (the deployment role); ELBv2 defines no resource type for them."""
 WILDCARD_RESOURCE_ACTIONS = frozenset(
-    {*XRAY_ACTIONS, *ECS_EXEC_ACTIONS, "ecr:GetAuthorizationToken", "logs:DescribeLogGroups"}
+    {*XRAY_ACTIONS, *ECS_EXEC_ACTIONS, *ELB_DESCRIBE_ACTIONS, "ecr:GetAuthorizationToken", "logs:DescribeLogGroups"}
 )
 """The only actions granted on `"*"`: AWS defines no resource type for them, so no ARN can be named."""
 
@@ -791,7 +795,12 @@ class FargateMicroservice(pulumi.ComponentResource):
         return rules
 
     def _infrastructure_role(self) -> aws.iam.Role:
-        """The role ECS assumes to move listener-rule weights (AWS's documented managed policy)."""
+        """The role ECS assumes to move listener-rule weights and (de)register tasks during a deployment.
+
+        The actions are those of AWS's AmazonECSInfrastructureRolePolicyForLoadBalancers for an ALB (Describe
+        listeners/rules/target groups/target health, Register/DeregisterTargets, ModifyListener, ModifyRule),
+        scoped here to this service's own target groups, listener rules and listeners (the managed policy
+        grants them on every target group and listener of the account)."""
         role = aws.iam.Role(
             f"{self._name}-deploy-role",
             description=f"ECS shifts ALB traffic between {self._args.spec.name}'s target groups during deployments",
@@ -813,10 +822,52 @@ class FargateMicroservice(pulumi.ComponentResource):
             tags=self._tags,
             opts=self._child(),
         )
-        aws.iam.RolePolicyAttachment(
-            f"{self._name}-deploy-role-lb",
-            role=role.name,
-            policy_arn=f"arn:{self._args.partition}:iam::aws:policy/{ECS_LB_INFRASTRUCTURE_POLICY}",
+        groups = [tg.arn for _, tg in self._target_groups.values()] + [tg.arn for tg in self._alternate_groups.values()]
+        rules = [r.arn for r in self._production_rules.values()] + [r.arn for r in self._test_rules.values()]
+        listeners = [listener.listener_arn for listener, _ in self._target_groups.values()]
+
+        def document(values: Sequence[str]) -> str:
+            g, r = len(groups), len(rules)
+            return json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "ELBReadOperations",
+                            "Effect": "Allow",
+                            "Action": list(ELB_DESCRIBE_ACTIONS),
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "TargetGroupOperations",
+                            "Effect": "Allow",
+                            "Action": [
+                                "elasticloadbalancing:RegisterTargets",
+                                "elasticloadbalancing:DeregisterTargets",
+                            ],
+                            "Resource": sorted(values[:g]),
+                        },
+                        {
+                            "Sid": "ShiftRuleWeights",
+                            "Effect": "Allow",
+                            "Action": ["elasticloadbalancing:ModifyRule"],
+                            "Resource": sorted(values[g : g + r]),
+                        },
+                        {
+                            "Sid": "ShiftListener",
+                            "Effect": "Allow",
+                            "Action": ["elasticloadbalancing:ModifyListener"],
+                            "Resource": sorted(values[g + r :]),
+                        },
+                    ],
+                },
+                sort_keys=True,
+            )
+
+        self._infrastructure_policy = aws.iam.RolePolicy(
+            f"{self._name}-deploy-policy",
+            role=role.id,
+            policy=pulumi.Output.all(*groups, *rules, *listeners).apply(document),
             opts=self._child(),
         )
         return role
@@ -873,6 +924,8 @@ class FargateMicroservice(pulumi.ComponentResource):
         # Tasks must not start before their permissions exist, and a target group must belong to a
         # listener (through a rule) before ECS can register tasks in it.
         needs: list[pulumi.Resource] = [self._execution_policy, *rules]
+        if role is not None:
+            needs.append(self._infrastructure_policy)
         if self._task_policy is not None:
             needs.append(self._task_policy)
         service = aws.ecs.Service(

@@ -22,6 +22,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ FREE_TYPES: Mapping[str, str] = {
         "aws:codedeploy/deploymentGroup:DeploymentGroup",
         "aws:ec2/flowLog:FlowLog",
         "aws:ec2/securityGroup:SecurityGroup",
+        "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+        "aws:ecr/repositoryPolicy:RepositoryPolicy",
         "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders",
         "aws:ecs/taskDefinition:TaskDefinition",
         "aws:elasticache/subnetGroup:SubnetGroup",
@@ -87,6 +90,8 @@ FREE_TYPES: Mapping[str, str] = {
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "aws:wafv2/webAclAssociation:WebAclAssociation",
         "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+        "docker-build:index:Image",
+        "random:index/randomPassword:RandomPassword",
         "tls:index/certRequest:CertRequest",
         "tls:index/locallySignedCert:LocallySignedCert",
         "tls:index/privateKey:PrivateKey",
@@ -94,7 +99,8 @@ FREE_TYPES: Mapping[str, str] = {
     )
 }
 """Types with no charge of their own (their cost, if any, is counted where it arises: a task definition
-through its ECS service, WAF logging through its log group, an ACM-imported certificate is free)."""
+through its ECS service, WAF logging through its log group, a built image through its ECR repository's
+storage; an ACM-imported certificate, a random password and a docker-build image (built by CI) are free)."""
 
 NOT_ESTIMATED = (
     "data transfer out of AWS and between AZs",
@@ -134,8 +140,18 @@ class Line:
     price_key: str
 
     @property
-    def monthly(self) -> float:
-        return self.quantity * self.unit_price
+    def monthly(self) -> Decimal:
+        """Quantity times unit price in decimal arithmetic (binary floats would misround half cents)."""
+        return _decimal(self.quantity) * _decimal(self.unit_price)
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(round(value, 9)))
+
+
+def cents(value: Decimal) -> float:
+    """Rounded to the cent, half up (as a bill rounds)."""
+    return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 @dataclass
@@ -149,11 +165,11 @@ class Estimate:
     prices_used: dict[str, Price] = field(default_factory=dict)
 
     @property
-    def total(self) -> float:
-        return sum(line.monthly for line in self.lines)
+    def total(self) -> Decimal:
+        return sum((line.monthly for line in self.lines), Decimal(0))
 
-    def by(self, attribute: str) -> dict[str, float]:
-        totals: dict[str, float] = defaultdict(float)
+    def by(self, attribute: str) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = defaultdict(Decimal)
         for line in self.lines:
             totals[getattr(line, attribute)] += line.monthly
         return dict(sorted(totals.items()))
@@ -163,10 +179,10 @@ class Estimate:
             "stack": self.stack,
             "region": self.region,
             "currency": "USD",
-            "monthlyTotal": round(self.total, 2),
-            "byComponent": {k: round(v, 2) for k, v in self.by("component").items()},
-            "byService": {k: round(v, 2) for k, v in self.by("service").items()},
-            "lines": [{**asdict(line), "monthly": round(line.monthly, 2)} for line in self.lines],
+            "monthlyTotal": cents(self.total),
+            "byComponent": {k: cents(v) for k, v in self.by("component").items()},
+            "byService": {k: cents(v) for k, v in self.by("service").items()},
+            "lines": [{**asdict(line), "monthly": cents(line.monthly)} for line in self.lines],
             "assumptions": self.assumptions,
             "prices": {k: asdict(v) for k, v in sorted(self.prices_used.items())},
             "notPriced": {
@@ -526,6 +542,10 @@ def _discovery_service(p: _Pricer, r: PlannedResource) -> None:
     p.line(r, f"{tasks} registered instance(s)", tasks, "cloudmap.instance_month")
 
 
+def _repository(p: _Pricer, r: PlannedResource) -> None:
+    p.line(r, f"{p.usage['ecrStorageGb']:g} GB of images", float(p.usage["ecrStorageGb"]), "ecr.storage.gb_month")
+
+
 def _bucket(p: _Pricer, r: PlannedResource) -> None:
     p.line(r, f"{p.usage['s3StorageGb']:g} GB S3 Standard", float(p.usage["s3StorageGb"]), "s3.standard.gb_month")
 
@@ -560,6 +580,7 @@ PRICERS: dict[str, Pricer] = {
     "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace": _namespace,
     "aws:servicediscovery/service:Service": _discovery_service,
     "aws:s3/bucket:Bucket": _bucket,
+    "aws:ecr/repository:Repository": _repository,
     "awsx:ec2:Vpc": _vpc,
 }
 """One pricer per priced type; each adds its lines from the resource's inputs and the usage assumptions.
@@ -611,13 +632,14 @@ def usage_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
 # --- output -------------------------------------------------------------------------------------------
 
 
-def money(value: float) -> str:
-    return f"${value:,.2f}"
+def money(value: Decimal) -> str:
+    return f"${cents(value):,.2f}"
 
 
-def delta(value: float) -> str:
-    sign = "+" if value >= 0.005 else "-" if value <= -0.005 else "±"
-    return f"{sign}${abs(value):,.2f}"
+def delta(value: Decimal) -> str:
+    rounded = cents(value)
+    sign = "+" if rounded > 0 else "-" if rounded < 0 else "±"
+    return f"{sign}${abs(rounded):,.2f}"
 
 
 def summary_line(result: Estimate) -> str:
@@ -679,10 +701,10 @@ def render_compare(current: Estimate, other: Estimate, other_label: str) -> str:
         f"  {'component':<44}{'before':>12}{'after':>12}{'delta':>12}",
     ]
     for key in sorted(set(now) | set(before)):
-        change = now.get(key, 0.0) - before.get(key, 0.0)
-        if abs(change) >= 0.005:
+        change = now.get(key, Decimal(0)) - before.get(key, Decimal(0))
+        if cents(change) != 0:
             out.append(
-                f"  {key[:35]:<36}{money(before.get(key, 0.0)):>12}{money(now.get(key, 0.0)):>12}{delta(change):>12}"
+                f"  {key[:35]:<36}{money(before.get(key, Decimal(0))):>12}{money(now.get(key, Decimal(0))):>12}{delta(change):>12}"
             )
     if len(out) == 3:
         out.append("  (no component changes cost)")
@@ -692,13 +714,13 @@ def render_compare(current: Estimate, other: Estimate, other_label: str) -> str:
 def compare_json(current: Estimate, other: Estimate) -> dict[str, Any]:
     now, before = current.by("component"), other.by("component")
     return {
-        "before": round(other.total, 2),
-        "after": round(current.total, 2),
-        "delta": round(current.total - other.total, 2),
+        "before": cents(other.total),
+        "after": cents(current.total),
+        "delta": cents(current.total - other.total),
         "byComponent": {
-            k: round(now.get(k, 0.0) - before.get(k, 0.0), 2)
+            k: cents(now.get(k, Decimal(0)) - before.get(k, Decimal(0)))
             for k in sorted(set(now) | set(before))
-            if abs(now.get(k, 0.0) - before.get(k, 0.0)) >= 0.005
+            if cents(now.get(k, Decimal(0)) - before.get(k, Decimal(0))) != 0
         },
     }
 

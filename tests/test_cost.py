@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +38,41 @@ def _estimate(stack: str, plan: Plan | None = None) -> cost.Estimate:
 def _monthly(result: cost.Estimate, resource_name: str) -> float:
     lines = [line for line in result.lines if line.urn.endswith(f"::{resource_name}")]
     assert lines, f"no cost line for {resource_name}"
-    return sum(line.monthly for line in lines)
+    return cost.cents(sum((line.monthly for line in lines), Decimal(0)))
 
 
 # --- three cases computed by hand (us-east-1 list prices of offline/prices.json) -------------------------
 
 
 def test_fargate_service_by_hand() -> None:
-    # prod order: 1 vCPU / 2 GB ARM64, desiredCount 3, strategy FARGATE base 2 weight 3 + FARGATE_SPOT weight 1:
-    # on-demand 2 + 1 * 3/4 = 2.75 tasks, Spot 0.25 tasks at 30% of the on-demand price (70% discount), 730 h.
-    #   on-demand vCPU  2.75 * 1 * 730 * 0.03238       = 65.002850
-    #   on-demand GB    2.75 * 2 * 730 * 0.00356       = 14.293400
-    #   Spot vCPU       0.25 * 1 * 730 * 0.03238 * 0.3 =  1.772805
-    #   Spot GB         0.25 * 2 * 730 * 0.00356 * 0.3 =  0.389820
-    #                                                     81.458875 -> $81.46
-    assert round(_monthly(_estimate("prod"), "ms-prod-order-service"), 2) == 81.46
+    # prod order: 1 vCPU / 2 GB ARM64, desiredCount 3, all on FARGATE (prod capacity onDemand), 730 h:
+    #   vCPU  3 * 1 * 730 * 0.03238 = 70.9122
+    #   GB    3 * 2 * 730 * 0.00356 = 15.5928
+    #                                 86.5050 -> $86.51 (half up)
+    assert _monthly(_estimate("prod"), "ms-prod-order-service") == 86.51
+
+
+def test_fargate_spot_split_by_hand() -> None:
+    # staging order: 0.5 vCPU / 1 GB X86_64, desiredCount 2, FARGATE base 1 weight 1 + FARGATE_SPOT weight 3:
+    # on-demand 1 + 1 * 1/4 = 1.25 tasks, Spot 0.75 tasks at 30% of on-demand (spotDiscountPercent 70):
+    #   on-demand vCPU  1.25 * 0.5 * 730 * 0.04048       = 18.46890
+    #   on-demand GB    1.25 * 1   * 730 * 0.004445      =  4.0560625
+    #   Spot vCPU       0.75 * 0.5 * 730 * 0.04048 * 0.3 =  3.32442
+    #   Spot GB         0.75 * 1   * 730 * 0.004445 * 0.3 = 0.73009125
+    #                                                      26.57947375 -> $26.58
+    assert _monthly(_estimate("staging"), "ms-staging-order-service") == 26.58
+    assert cost.fargate_split(
+        2,
+        [
+            {"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+            {"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": 3},
+        ],
+    ) == (1.25, 0.75)
 
 
 def test_rds_instance_by_hand() -> None:
     # prod users DB: PostgreSQL db.r7g.large Multi-AZ 0.478/h * 730 h = 348.94, 100 GB gp3 Multi-AZ * 0.23 = 23.00
-    assert round(_monthly(_estimate("prod"), "ms-prod-user-users-db"), 2) == 371.94
+    assert _monthly(_estimate("prod"), "ms-prod-user-users-db") == 371.94
 
 
 def test_nat_gateways_by_hand() -> None:
@@ -64,13 +80,14 @@ def test_nat_gateways_by_hand() -> None:
     # 300 GB * 0.045 = 13.50; one public IPv4 address each: 3 * 730 h * 0.005 = 10.95. Total 123.00.
     result = _estimate("prod")
     vpc = [line for line in result.lines if line.type == "awsx:ec2:Vpc"]
-    assert {line.price_key: round(line.monthly, 2) for line in vpc} == {
+    assert {line.price_key: cost.cents(line.monthly) for line in vpc} == {
         "nat.hour": 98.55,
         "nat.gb": 13.50,
         "public_ipv4.hour": 10.95,
     }
     # dev has a single NAT gateway and 10 GB: 32.85 + 0.45 + 3.65 = 36.95.
-    assert round(sum(line.monthly for line in _estimate("dev").lines if line.type == "awsx:ec2:Vpc"), 2) == 36.95
+    dev = [line.monthly for line in _estimate("dev").lines if line.type == "awsx:ec2:Vpc"]
+    assert cost.cents(sum(dev, Decimal(0))) == 36.95
 
 
 # --- every stack, every resource accounted for ------------------------------------------------------------
@@ -172,7 +189,7 @@ def test_cli_table_prints_assumptions_and_what_is_not_priced(capsys: pytest.Capt
     assert "  natProcessedGb: 10.0" in out  # from Pulumi.dev.yaml
     assert "  spotDiscountPercent: 70.0" in out
     assert "no charge of their own:" in out and "unknown resource types: none" in out
-    assert "fargate.vcpu_hour.arm64: 0.03238 USD per vCPU-hour (2026-11-29; AWS public price list" in out
+    assert "fargate.vcpu_hour.x86_64: 0.04048 USD per vCPU-hour (2026-11-29; AWS public price list" in out
 
 
 @pytest.mark.usefixtures("cached_runs")
@@ -183,9 +200,9 @@ def test_cli_json_and_compare_delta(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["cost", "--stack", "prod", "--format", "json", "--compare", str(other)]) == 0
     document = json.loads(capsys.readouterr().out)
     prod_total, dev_total = _estimate("prod").total, _estimate("dev").total
-    assert document["monthlyTotal"] == round(prod_total, 2)
-    assert document["compare"]["before"] == round(dev_total, 2)
-    assert document["compare"]["delta"] == round(prod_total - dev_total, 2)
+    assert document["monthlyTotal"] == cost.cents(prod_total)
+    assert document["compare"]["before"] == cost.cents(dev_total)
+    assert document["compare"]["delta"] == cost.cents(prod_total - dev_total)
     assert document["notPriced"]["unknownTypes"] == {}
     assert main(["cost", "--stack", "prod", "--compare", str(other)]) == 0
     out = capsys.readouterr().out
@@ -198,7 +215,7 @@ def test_compare_of_a_plan_with_itself_is_zero(tmp_path: Path) -> None:
     write_json(path, preview_json(dev.plan, dev.config))
     current = _estimate("dev")
     again = cost._load_other(path)
-    assert round(again.total, 2) == round(current.total, 2)
+    assert again.total == current.total
     assert "±$0.00/month" in cost.render_compare(current, again, "base")
 
 

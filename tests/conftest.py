@@ -3,30 +3,98 @@ run a single component under the same recording mock runtime."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from offline.plan import Plan, PlannedResource
-from offline.runtime import RunResult, run_function, run_program
+from offline.runtime import RunResult, read_stack_files, run_function, run_program
+from services.spec import DynamoStore, SecretRef, ServiceSpec, Subscription
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ("dev", "staging", "prod")
+EXTENDED = "+extra"
+"""Suffix of a stack variant whose catalogue has one more service (`extended_catalog`)."""
+VARIANTS = (*STACKS, *(f"{stack}{EXTENDED}" for stack in STACKS))
+"""Every stack, and every stack with an extra service: stack-level checks run over all of them."""
 
 _plans: dict[str, RunResult] = {}
 
 
 def preview(stack: str) -> RunResult:
-    """The offline preview of a real stack (cached: the program is deterministic)."""
+    """The offline preview of a real stack, or of a `VARIANTS` entry (cached: the program is deterministic)."""
     if stack not in _plans:
-        _plans[stack] = run_program(ROOT, stack)
+        if stack.endswith(EXTENDED):
+            _plans[stack] = _preview_extended(stack.removesuffix(EXTENDED))
+        else:
+            _plans[stack] = run_program(ROOT, stack)
     return _plans[stack]
 
 
-@pytest.fixture(params=STACKS)
+def extended_catalog() -> list[ServiceSpec]:
+    """The real catalogue plus one service added the way the README's "Adding a service" says: a spec
+    (its own store, calls to an existing service, events it publishes, a subscription to an existing
+    publisher) and one `calls` entry in an existing service. Everything is derived from the catalogue,
+    so it works whatever services exist."""
+    from services import load_catalog, validate_catalog
+
+    catalog = load_catalog()
+    fargate = [s for s in catalog if s.kind == "fargate"]
+    publisher = next(s for s in catalog if s.publishes)
+    callee, caller = fargate[0], fargate[-1]
+    extra = ServiceSpec(
+        name="zz-extra",
+        description="A service added by the tests, the way the README says",
+        image="public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine",
+        run_as_user="101:101",
+        sizing={"cpu": 256, "memory": 512},
+        public_paths=("/zz-extra",),
+        calls=(callee.name,),
+        data_stores=(DynamoStore(name="zz-extra-table", hash_key="id"),),
+        publishes=("ZzExtraCreated",),
+        subscribes=(Subscription(source=publisher.name, detail_types=(publisher.publishes[0],)),),
+        secrets=(SecretRef(env_name="ZZ_EXTRA_API_KEY", description="a key the extra service reads"),),
+    )
+    calling = caller.model_copy(update={"calls": (*caller.calls, extra.name)})
+    return validate_catalog([calling if s.name == caller.name else s for s in catalog] + [extra])
+
+
+def _preview_extended(stack: str) -> RunResult:
+    import pulumi
+
+    from components.config import load_stack_config
+    from components.platform import PlatformInputs, build_platform
+
+    files = read_stack_files(ROOT, stack)
+    catalog = extended_catalog()
+
+    def program() -> None:  # __main__.py with the extended catalogue instead of load_catalog()
+        platform = build_platform(PlatformInputs.resolve(pulumi.get_stack(), load_stack_config(), catalog))
+        for key, value in platform.exports().items():
+            pulumi.export(key, value)
+
+    old = Path.cwd()
+    os.chdir(ROOT)  # as the language host runs the program
+    try:
+        return run_function(
+            program, stack=stack, config=files.config, secret_keys=files.secret_keys, region=files.region
+        )
+    finally:
+        os.chdir(old)
+
+
+def catalog_of(stack: str) -> list[ServiceSpec]:
+    """The service catalogue a `VARIANTS` entry was built from."""
+    from services import load_catalog
+
+    return extended_catalog() if stack.endswith(EXTENDED) else load_catalog()
+
+
+@pytest.fixture(params=VARIANTS)
 def stack_plan(request: pytest.FixtureRequest) -> Plan:
-    """Parametrized over dev, staging and prod."""
+    """Parametrized over dev, staging and prod, each with the real catalogue and with an extra service."""
     return preview(request.param).plan
 
 

@@ -20,9 +20,9 @@ from tests.conftest import ROOT
 VALID = {"environment": "dev", "region": "us-east-1"}
 
 
-def error_for(raw: dict) -> str:
+def error_for(raw: dict, secret: frozenset[str] | set[str] = frozenset()) -> str:
     with pytest.raises(ConfigError) as caught:
-        parse_stack_config("dev", raw)
+        parse_stack_config("dev", raw, secret)
     message = str(caught.value)
     assert "\n" not in message, message
     assert message.startswith("stack 'dev': config "), message
@@ -154,7 +154,51 @@ def test_zero_or_negative_counts(key: str, value: int) -> None:
 
 def test_counts_must_be_ordered() -> None:
     message = sizing_error({"minCount": 3, "desiredCount": 2, "maxCount": 4})
-    assert "minCount <= desiredCount <= maxCount, got 3 <= 2 <= 4" in message
+    assert message == (
+        "stack 'prod': config microservices:services.order.minCount = 3: must be at most desiredCount = 2 "
+        "(microservices:services.order.desiredCount in stack 'prod')"
+    )
+
+
+def test_counts_name_only_the_values_involved_and_where_each_comes_from() -> None:
+    message = sizing_error({"maxCount": 1, "minCount": 1, "desiredCount": 2})
+    assert message == (
+        "stack 'prod': config microservices:services.order.desiredCount = 2: must be at most maxCount = 1 "
+        "(microservices:services.order.maxCount in stack 'prod')"
+    )
+    # minCount above the built-in desiredCount: the message names that default, not the spec's cpu/memory.
+    message = sizing_error({"minCount": 3})
+    assert message.startswith("stack 'prod': config microservices:services.order.minCount = 3: must be at most ")
+    assert "desiredCount = 1 (the default; set microservices:services.order.desiredCount" in message
+    assert "cpu" not in message and "memory" not in message and "512" not in message
+
+
+def test_a_bad_spec_default_is_blamed_on_the_spec_file_not_the_stack() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config = parse_stack_config("dev", VALID)
+        resolve_sizing("dev", config, "shipping", {"cpu": 256, "memory": 4096}, spec_file="services/shipping.py")
+    assert str(caught.value) == (
+        "service spec services/shipping.py: sizing.memory = 4096: is not a Fargate memory size for cpu 256; "
+        "allowed: 512, 1024, 2048"
+    )
+
+
+def test_a_stack_cpu_that_the_spec_memory_does_not_fit_names_both_sources() -> None:
+    message = sizing_error({"cpu": 2048})  # spec memory 1024 is too small for 2048 cpu
+    assert message.startswith("service spec services/order.py: sizing.memory = 1024: is not a Fargate memory ")
+    assert "for cpu = 2048 (microservices:services.order.cpu in stack 'prod')" in message
+
+
+def test_a_typo_in_spec_sizing_names_the_spec_file() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_sizing("dev", parse_stack_config("dev", VALID), "order", {"cpu": 256, "memroy": 512})
+    assert str(caught.value).startswith("service spec services/order.py: sizing.memroy: unknown sizing key; allowed: ")
+
+
+def test_secret_values_are_never_shown() -> None:
+    message = error_for({**VALID, "network": {"azCount": "s3cr3t-value"}}, secret={"network"})
+    assert message.startswith("stack 'dev': config microservices:network.azCount = [secret]: ")
+    assert "s3cr3t" not in message
 
 
 def test_valid_override_merges_over_spec_defaults() -> None:
@@ -255,8 +299,10 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 2, result.stdout + result.stderr
+    # azCount is on line 8, column 5 of the stack file.
     assert result.stderr.strip().splitlines() == [
-        "error: stack 'broken': config microservices:network.azCount = 9: Input should be less than or equal to 6"
+        f"error: {tmp_path / 'Pulumi.broken.yaml'}:8:5: stack 'broken': config microservices:network.azCount = 9: "
+        "Input should be less than or equal to 6"
     ]
     assert "Traceback" not in result.stdout + result.stderr
 

@@ -57,7 +57,7 @@ from offline.export import SECRET_SIG, SECRET_SIG_KEY
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
 from services.spec import ServiceSpec
-from tests.conftest import children_of, only, preview, run_component
+from tests.conftest import children_of, extended_catalog, only, preview, run_component
 
 MESH = "microservices:mesh:ServiceMesh"
 NAMESPACE = "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace"
@@ -376,10 +376,17 @@ def test_a_call_to_a_lambda_is_not_a_mesh_call() -> None:
         mesh_views(catalog, environment="test", trust_domain=TRUST_DOMAIN)
 
 
-def test_the_real_catalog_graph() -> None:
-    views = mesh_views(load_catalog(), environment="prod", trust_domain=TRUST_DOMAIN)
-    assert views["payment"].allowed_callers == ("order",)
-    assert views["order"].allowed_callers == () and set(views["order"].upstreams) == {"inventory", "payment", "user"}
+@pytest.mark.parametrize("variant", ["real", "extended"])
+def test_the_real_catalog_graph(variant: str) -> None:
+    catalog = load_catalog() if variant == "real" else extended_catalog()
+    views = mesh_views(catalog, environment="prod", trust_domain=TRUST_DOMAIN)
+    fargate = [s for s in catalog if s.kind == "fargate"]
+    assert set(views) == {s.name for s in fargate}
+    assert any(s.calls for s in fargate), "the catalogue has calls (else this test checks nothing)"
+    for spec in fargate:
+        callers = sorted(s.name for s in fargate if spec.name in s.calls)
+        assert sorted(views[spec.name].allowed_callers) == callers, spec.name
+        assert set(views[spec.name].upstreams) == set(spec.calls), spec.name
 
 
 @pytest.mark.parametrize("service", ["web", "cart", "auth"])

@@ -24,7 +24,7 @@ from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from services.notification.service import SPEC
 from services.spec import ServiceSpec, Subscription
-from tests.conftest import STACKS, only, preview, run_component
+from tests.conftest import VARIANTS, catalog_of, only, preview, run_component
 
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-4333-a444-555555555555"
 QUEUE_ARN = f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:ms-test-notification-queue-1a2b3c4"
@@ -316,9 +316,11 @@ def stack_function(plan: Plan) -> PlannedResource:
     return only(plan, FUNCTION, "ms-" + plan.stack + "-notification-function")
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(stack: str) -> None:
-    plan = preview(stack).plan
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(variant: str) -> None:
+    plan = preview(variant).plan
+    stack = plan.stack
+    catalog = catalog_of(variant)
     function = stack_function(plan)
     settings = NotificationSettings.for_environment(stack)
     topic = only(plan, "aws:sns/topic:Topic", f"ms-{stack}-notifications")
@@ -341,13 +343,17 @@ def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(stack: str)
 
     permissions = plan.of_type("aws:lambda/permission:Permission")
     assert {p.inputs["function"] for p in permissions} == {function.outputs["name"]}
-    direct = {t.inputs["rule"] for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget")}
-    assert len(permissions) == 3 and len(direct) == 5
+    # One rule (with one target) per subscription in the catalogue; one invoke permission per direct one.
+    rules = {t.inputs["rule"] for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget")}
+    subscriptions = [sub for spec in catalog for sub in spec.subscribes]
+    assert len(rules) == len(subscriptions)
+    assert len(permissions) == sum(sub.delivery == "direct" for sub in subscriptions) > 0
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_stack_exports_the_bus_and_topic(stack: str) -> None:
-    result = preview(stack).plan
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_stack_exports_the_bus_and_topic(variant: str) -> None:
+    result = preview(variant).plan
+    stack = result.stack
     bus = only(result, "aws:cloudwatch/eventBus:EventBus")
     topic = only(result, "aws:sns/topic:Topic", f"ms-{stack}-notifications")
     assert result.outputs["eventBusName"] == bus.outputs["name"], bus.urn

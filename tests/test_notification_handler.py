@@ -133,8 +133,10 @@ def test_publishers_match_the_service_catalogue() -> None:
     """contracts.PUBLISHERS is duplicated here because the Lambda package cannot import the specs."""
     from services import load_catalog
 
+    # Every event with a contract is published by the service the Lambda expects; services may publish
+    # other events too (a new service's events need no notification contract).
     published = {t: spec.event_source for spec in load_catalog() for t in spec.publishes}
-    assert published == dict(contracts.PUBLISHERS)
+    assert {t: published.get(t) for t in contracts.PUBLISHERS} == dict(contracts.PUBLISHERS)
 
 
 @pytest.mark.parametrize(("detail_type", "version"), sorted(PLATFORM_EVENTS))

@@ -27,7 +27,7 @@ from components.observability import (
 from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from offline.runtime import run_program
-from tests.conftest import ROOT, STACKS, only, preview, run_component
+from tests.conftest import ROOT, VARIANTS, only, preview, run_component
 
 OBSERVABILITY = "microservices:observability:Observability"
 SERVICE = "microservices:service:FargateMicroservice"
@@ -283,9 +283,10 @@ def test_dashboard_without_container_insights_has_no_task_counts() -> None:
 # --- the real stacks ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_dead_letter_queue_has_exactly_one_depth_alarm(stack: str) -> None:
-    plan = preview(stack).plan
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_dead_letter_queue_has_exactly_one_depth_alarm(variant: str) -> None:
+    plan = preview(variant).plan
+    stack = plan.stack
     topic_arn = only(plan, TOPIC, f"ms-{stack}-alarms").outputs["arn"]
     dlqs = [q for q in plan.of_type(QUEUE) if q.name.endswith("-dlq")]
     assert len(dlqs) >= 3, "the targets DLQ, a consumer DLQ and the function's failure queue at least"
@@ -299,9 +300,10 @@ def test_every_dead_letter_queue_has_exactly_one_depth_alarm(stack: str) -> None
     assert len(depth) == len(dlqs), [a.urn for a in depth]
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_service_alarm_notifies_the_alarm_topic(stack: str) -> None:
-    plan = preview(stack).plan
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_service_alarm_notifies_the_alarm_topic(variant: str) -> None:
+    plan = preview(variant).plan
+    stack = plan.stack
     topic_arn = only(plan, TOPIC, f"ms-{stack}-alarms").outputs["arn"]
     service_alarms = [a for a in plan.of_type(ALARM) if any(p.type == SERVICE for p in ancestors(plan, a))]
     assert len(service_alarms) >= 3 * len(plan.of_type(SERVICE)), "cpu, memory and task alarms per service at least"
@@ -310,9 +312,10 @@ def test_every_service_alarm_notifies_the_alarm_topic(stack: str) -> None:
         assert topic_arn in alarm.inputs.get("okActions", []), alarm.urn
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_stack_dashboard_has_a_row_per_service_and_is_exported(stack: str) -> None:
-    plan = preview(stack).plan
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_stack_dashboard_has_a_row_per_service_and_is_exported(variant: str) -> None:
+    plan = preview(variant).plan
+    stack = plan.stack
     dashboard = only(plan, DASHBOARD)
     component = only(plan, OBSERVABILITY)
     assert dashboard.parent == component.urn, dashboard.urn

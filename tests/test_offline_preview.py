@@ -19,6 +19,7 @@ from offline.plan import Plan
 from offline.render import render_preview
 from offline.runtime import OfflineError, read_stack_files, run_function, run_program
 from tests.conftest import ROOT, STACKS, preview
+from tests.secrets import ciphertext
 
 ARN = re.compile(r"^arn:aws:[a-z0-9-]+:([a-z0-9-]*):(\d{12})?:.+$")
 
@@ -115,7 +116,7 @@ def test_previews_are_deterministic() -> None:
 def test_secure_config_becomes_a_secret_placeholder(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.yaml").write_text("name: demo\nruntime: python\n")
     (tmp_path / "Pulumi.s.yaml").write_text(
-        "config:\n  aws:region: eu-west-1\n  demo:token:\n    secure: v1:abc\n  plain: 3\n"
+        f"config:\n  aws:region: eu-west-1\n  demo:token:\n    secure: {ciphertext('t0ken')}\n  plain: 3\n"
     )
     files = read_stack_files(tmp_path, "s")
     assert files.secret_keys == ["demo:token"]
@@ -215,7 +216,7 @@ def test_cli_plan_file_never_shows_secure_config_in_clear(tmp_path: Path) -> Non
     for name in ("Pulumi.yaml", "__main__.py"):
         (tmp_path / name).write_text((ROOT / name).read_text())
     (tmp_path / "Pulumi.dev.yaml").write_text(
-        (ROOT / "Pulumi.dev.yaml").read_text() + "  datadog:apiKey:\n    secure: v1:c2VjcmV0\n"
+        (ROOT / "Pulumi.dev.yaml").read_text() + f"  aws:secretKey:\n    secure: {ciphertext('s3cr3t')}\n"
     )
     plan_file = tmp_path / "plan.json"
     result = subprocess.run(
@@ -225,5 +226,5 @@ def test_cli_plan_file_never_shows_secure_config_in_clear(tmp_path: Path) -> Non
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     config = json.loads(plan_file.read_text())["config"]
-    assert config["datadog:apiKey"] == "[secret]"
+    assert config["aws:secretKey"] == "[secret]"
     assert config["microservices:environment"] == "dev"

@@ -24,7 +24,7 @@ from offline.export import stack_export
 from offline.plan import Plan
 from offline.policy import PolicyReport, run_policy_pack
 from offline.runtime import read_stack_files, run_function
-from tests.conftest import ROOT, STACKS, preview
+from tests.conftest import ROOT, VARIANTS, preview
 
 
 def run_variant(
@@ -46,9 +46,9 @@ def mandatory(report: PolicyReport) -> list[tuple[str, str]]:
     return [(v.policy_name, v.message) for v in report.mandatory]
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_real_stacks_have_no_violations(stack: str) -> None:
-    report = run_policy_pack(preview(stack).plan, pack_dir=ROOT / "policies")
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_real_stacks_have_no_violations(variant: str) -> None:
+    report = run_policy_pack(preview(variant).plan, pack_dir=ROOT / "policies")
     assert not report.mandatory, mandatory(report)
     assert not report.advisory, [(v.policy_name, v.message) for v in report.advisory]
     assert len(report.policies) >= 30

@@ -171,3 +171,16 @@ def test_deploy_goes_dev_then_staging_then_prod_with_the_policy_pack() -> None:
         assert pulumi["with"]["policyPacks"] == "policies"
         [credentials] = steps_using(job, "aws-actions/configure-aws-credentials")
         assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+
+
+def test_every_job_sets_up_the_tools_its_commands_use() -> None:
+    """`make` targets need Python (setup-python); only `make test` (the workflow linter) needs Node."""
+    for path in workflow_files():
+        for job_id, job in load(path.name)["jobs"].items():
+            commands = "\n".join(str(step.get("run", "")) for step in job.get("steps", []))
+            where = f"{path.name} {job_id}"
+            if re.search(r"\bmake\b", commands):
+                [python] = steps_using(job, "actions/setup-python")
+                assert python["with"]["python-version"] == "3.11", where
+            uses_node = bool(re.search(r"\bmake test\b|\bnpm\b|\bnode\b", commands))
+            assert bool(steps_using(job, "actions/setup-node")) == uses_node, f"{where}: setup-node iff it uses Node"

@@ -210,7 +210,7 @@ def test_a_bad_strategy_or_bake_time_is_one_line_naming_key_value_and_allowed(
 def test_a_bad_strategy_stops_the_offline_preview_before_any_resource(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     for item in root.iterdir():
-        if item.name in ("Pulumi.yaml", "__main__.py", "components", "services", "offline"):
+        if item.name in ("Pulumi.yaml", "__main__.py", "components", "services", "offline", "apps"):
             target = tmp_path / item.name
             (shutil.copytree if item.is_dir() else shutil.copy)(item, target)
     stack_file = (root / "Pulumi.prod.yaml").read_text().replace("strategy: canary", "strategy: blue-green")
@@ -224,9 +224,12 @@ def test_a_bad_strategy_stops_the_offline_preview_before_any_resource(tmp_path: 
         env={**os.environ, "PYTHONPATH": str(tmp_path)},
     )
     assert result.returncode == 2, result.stdout + result.stderr
+    lines = stack_file.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.strip() == "strategy: blue-green")
+    column = len(lines[row]) - len(lines[row].lstrip()) + 1
     assert result.stderr.strip().splitlines() == [
-        "error: stack 'prod': config microservices:deployment.strategy = \"blue-green\": Input should be 'rolling', "
-        "'blueGreen', 'canary' or 'linear'"
+        f"error: Pulumi.prod.yaml:{row + 1}:{column}: stack 'prod': config microservices:deployment.strategy = "
+        "\"blue-green\": Input should be 'rolling', 'blueGreen', 'canary' or 'linear'"
     ]
     assert "to create" not in result.stdout
 

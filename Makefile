@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup graphviz preview test lint typecheck unit bench bench-scaling clean
+.PHONY: setup graphviz preview preview-all test lint typecheck unit bench bench-scaling clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,16 @@ setup: $(BIN)/.installed graphviz
 preview: setup
 	$(BIN)/python -m offline preview --stack $(STACK)
 
+# Every stack (each Pulumi.<stack>.yaml) in one process with one policy pack process: the pull-request check.
+preview-all: setup
+	$(BIN)/python -m offline preview --all-stacks
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components services offline policies apps
+	$(BIN)/mypy --strict components contracts model services offline policies apps
 
 unit: setup node_modules/.installed
 	$(BIN)/python -m pytest -n 2

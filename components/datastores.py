@@ -41,7 +41,7 @@ import pulumi_random as random
 
 from components.aws_limits import ec2_description
 from components.config import DataConfig
-from components.iam import Statement, allow
+from components.iam import Statement, allow, sid
 from services.spec import DynamoStore, PostgresStore, RedisStore
 
 POSTGRES_PORT = 5432
@@ -325,11 +325,11 @@ class DynamoTable(_StoreComponent):
         self.binding = StoreBinding(
             environment={f"{env_prefix(store.name)}_NAME": self.table.name},
             task_statements=(
-                allow(f"Own{_sid(store.name)}Items", DYNAMODB_ITEM_ACTIONS, [self.table.arn]),
+                allow(sid("Own", store.name, "Items"), DYNAMODB_ITEM_ACTIONS, [self.table.arn]),
                 # Reads and writes of a table encrypted with a customer managed key use that key on the
                 # caller's behalf: only through DynamoDB (kms:ViaService), never directly.
                 allow(
-                    f"Own{_sid(store.name)}Key",
+                    sid("Own", store.name, "Key"),
                     ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
                     [args.kms_key_arn],
                     {"StringEquals": {"kms:ViaService": f"dynamodb.{args.region}.amazonaws.com"}},
@@ -441,7 +441,9 @@ class RedisCache(_StoreComponent):
             },
             task_statements=(
                 # IAM auth: the token is signed for this replication group AND this user; both are named.
-                allow(f"Own{_sid(store.name)}Connect", ["elasticache:Connect"], [self.replication_group.arn, user.arn]),
+                allow(
+                    sid("Own", store.name, "Connect"), ["elasticache:Connect"], [self.replication_group.arn, user.arn]
+                ),
             ),
             security_group_id=group.id,
             port=VALKEY_PORT,
@@ -454,11 +456,6 @@ class RedisCache(_StoreComponent):
                 "securityGroupId": self.security_group_id,
             }
         )
-
-
-def _sid(store_name: str) -> str:
-    """`orders-table` -> `OrdersTable` (IAM Sids are alphanumeric)."""
-    return "".join(part.capitalize() for part in store_name.split("-"))
 
 
 DataStore = PostgresDatabase | DynamoTable | RedisCache

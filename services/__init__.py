@@ -13,13 +13,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterable
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from components.config import ConfigError
+from model.errors import ConfigError
 from services.spec import ServiceSpec
 
 _NOT_SPECS = {"spec"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _SOURCES: dict[str, tuple[ServiceSpec, str]] = {}
 """Spec name -> (the spec, the file that defines it), filled by `discover_specs`."""
@@ -114,6 +116,7 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
         where = ", ".join(_label(s) for s in specs if s.name == duplicates[0])
         raise ConfigError(f"service spec name {duplicates[0]!r} is defined more than once: {where}")
     known = set(names)
+    by_name = {s.name: s for s in specs}
     allowed = ", ".join(sorted(known))
     published = {(s.name, t) for s in specs for t in s.publishes}
     for spec in specs:
@@ -124,6 +127,21 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
                 )
             if callee == spec.name:
                 raise ConfigError(f"service spec {_label(spec)}: calls = {callee!r}: a service cannot call itself")
+            accepted = by_name[callee].accepts
+            if spec.name not in accepted:
+                raise ConfigError(
+                    f"service spec {_label(spec)}: calls = {callee!r}: '{callee}' does not accept calls from "
+                    f"'{spec.name}' (its accepts: {', '.join(accepted) or 'none'}); add {spec.name!r} to the "
+                    f"accepts of {_label(by_name[callee])}, or remove the call"
+                )
+        for caller in spec.accepts:
+            if caller not in known:
+                raise ConfigError(
+                    f"service spec {_label(spec)}: accepts = {caller!r}: unknown service; known services: {allowed}"
+                )
+            if caller == spec.name:
+                raise ConfigError(f"service spec {_label(spec)}: accepts = {caller!r}: a service cannot call itself")
+        _check_kind_fields(spec)
         for sub in spec.subscribes:
             if sub.delivery == "direct" and spec.kind != "lambda":
                 raise ConfigError(
@@ -151,6 +169,34 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
             "its own data"
         )
     return specs
+
+
+def _check_kind_fields(spec: ServiceSpec) -> None:
+    """Fields only one kind of service understands, and what a Lambda can own outside the VPC."""
+    if spec.kind != "lambda":
+        for field, value in (("codeDir", spec.code_dir), ("notifies", spec.notifies or None)):
+            if value is not None:
+                raise ConfigError(
+                    f"service spec {_label(spec)}: {field} = {value!r}: only Lambda services (kind 'lambda') have it"
+                )
+        return
+    code_dir = REPO_ROOT / (spec.code_dir or f"services/{spec.name}")
+    if not (code_dir / "handler.py").is_file():
+        raise ConfigError(
+            f"service spec {_label(spec)}: codeDir = {spec.code_dir or f'services/{spec.name}'!r}: no handler.py "
+            "there; a Lambda service needs its code folder with handler.py (entry point handler.handle)"
+        )
+    for store in spec.data_stores:
+        if store.kind != "dynamodb":
+            raise ConfigError(
+                f"service spec {_label(spec)}: dataStores.kind = {store.kind!r}: a Lambda service runs outside the "
+                "VPC and can own only 'dynamodb' stores; give postgres/redis data to a Fargate service"
+            )
+    for attr in ("image", "public_paths", "secrets"):
+        if getattr(spec, attr):
+            raise ConfigError(
+                f"service spec {_label(spec)}: {attr} = {getattr(spec, attr)!r}: not supported for a Lambda service"
+            )
 
 
 def load_catalog() -> list[ServiceSpec]:

@@ -10,6 +10,7 @@ SPEC = ServiceSpec(
     **reference_image("inventory"),
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/inventory",),
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(PostgresStore(name="inventory-db", database_name="inventory"),),
     publishes=("InventoryLow",),
     subscribes=(Subscription(source="order", detail_types=("OrderPlaced", "OrderCancelled")),),

@@ -10,7 +10,8 @@ SPEC = ServiceSpec(
     **reference_image("order"),
     sizing={"cpu": 512, "memory": 1024},
     public_paths=("/orders",),
-    calls=("inventory", "payment", "user"),
+    calls=("inventory", "payment", "user"),  # each of them `accepts` order
+    accepts=(),  # no service calls order through the mesh; it is reached from the load balancers only
     data_stores=(DynamoStore(name="orders-table", hash_key="orderId", ttl_attribute="expiresAt"),),
     publishes=("OrderPlaced", "OrderCancelled"),
 )

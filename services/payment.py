@@ -9,6 +9,7 @@ SPEC = ServiceSpec(
     # The reference app in apps/payment/, built and pushed to its own ECR repository by `pulumi up`.
     **reference_image("payment"),
     sizing={"cpu": 512, "memory": 1024},
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(RedisStore(name="payment-cache"),),
     publishes=("PaymentCaptured",),
     secrets=(SecretRef(env_name="PAYMENT_PROVIDER_API_KEY", description="API key of the card processor"),),

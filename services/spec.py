@@ -121,11 +121,21 @@ class ServiceSpec(_Spec):
     """Path prefixes routed from the internet (ALB and API Gateway), e.g. `/users`."""
     calls: tuple[str, ...] = ()
     """Services this one calls synchronously through the mesh (allowed by mTLS RBAC and SGs)."""
+    accepts: tuple[str, ...] = ()
+    """Services this one accepts calls from: the other side of `calls`. A call the callee does not
+    accept is a config error; security groups and the Envoy RBAC admit exactly the callers that both
+    `call` this service and are `accept`ed by it."""
     data_stores: tuple[DataStoreSpec, ...] = ()
     publishes: tuple[str, ...] = ()
     """Event detail-types this service puts on the bus (source `microservices.<name>`)."""
     subscribes: tuple[Subscription, ...] = ()
     secrets: tuple[SecretRef, ...] = ()
+    code_dir: str | None = Field(None, pattern=r"^[A-Za-z0-9_./-]+$")
+    """Lambda only: the function's code folder, relative to the repository root (with `handler.py`,
+    entry point `handler.handle`); default `services/<name>`."""
+    notifies: bool = False
+    """Lambda only: the function may publish to the platform's notification SNS topic
+    (`NOTIFICATION_TOPIC_ARN` in its environment)."""
 
     @property
     def is_public(self) -> bool:

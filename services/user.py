@@ -9,6 +9,7 @@ SPEC = ServiceSpec(
     **reference_image("user"),
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/users",),
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(PostgresStore(name="users-db", database_name="users"),),
     publishes=("UserRegistered",),
 )

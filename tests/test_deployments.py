@@ -244,28 +244,31 @@ def test_a_bad_strategy_stops_the_offline_preview_before_any_resource(tmp_path: 
 def test_notification_lambda_shifts_its_live_alias_through_codedeploy_with_alarm_rollback(env: str, shift: str) -> None:
     plan = preview(env).plan
     function = next(r for r in plan.of_type("aws:lambda/function:Function") if "notification" in r.name)
+    mine = function.parent
     assert function.inputs["publish"] is True
     alias = next(r for r in plan.of_type("aws:lambda/alias:Alias") if r.parent == function.parent)
     assert alias.inputs["name"] == "live"
     assert alias.inputs["functionName"] == function.outputs["name"]
     assert alias.inputs["functionVersion"] == function.outputs["version"] == "1"
     # Every trigger goes through the alias, so the shift applies to all traffic.
-    mapping = next(r for r in plan.of_type("aws:lambda/eventSourceMapping:EventSourceMapping"))
+    mapping = next(r for r in plan.of_type("aws:lambda/eventSourceMapping:EventSourceMapping") if r.parent == mine)
     assert mapping.inputs["functionName"] == alias.outputs["arn"]
-    targets = [t for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget") if "notification" in t.name]
+    targets = [t for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget") if "-notification-" in t.name]
     direct = [t for t in targets if t.inputs["arn"].startswith("arn:aws:lambda:")]
     assert direct and all(t.inputs["arn"] == alias.outputs["arn"] for t in direct)
-    permissions = [p for p in plan.of_type("aws:lambda/permission:Permission") if "notification" in p.name]
+    permissions = [p for p in plan.of_type("aws:lambda/permission:Permission") if "-notification-" in p.name]
     assert permissions and all(p.inputs["qualifier"] == "live" for p in permissions)
-    invoke_config = next(r for r in plan.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"))
+    invoke_config = next(
+        r for r in plan.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig") if r.parent == mine
+    )
     assert invoke_config.inputs["qualifier"] == "live"
-    group = next(r for r in plan.of_type("aws:codedeploy/deploymentGroup:DeploymentGroup"))
+    group = next(r for r in plan.of_type("aws:codedeploy/deploymentGroup:DeploymentGroup") if r.parent == mine)
     assert group.inputs["deploymentConfigName"] == f"CodeDeployDefault.Lambda{shift}"
     assert group.inputs["deploymentStyle"] == {
         "deploymentOption": "WITH_TRAFFIC_CONTROL",
         "deploymentType": "BLUE_GREEN",
     }
-    alarm = next(r for r in plan.of_type(ALARM) if r.name.endswith("-live-errors"))
+    alarm = next(r for r in plan.of_type(ALARM) if r.name.endswith("-live-errors") and r.parent == mine)
     assert group.inputs["alarmConfiguration"] == {"alarms": [alarm.inputs["name"]], "enabled": True}
     assert alarm.inputs["dimensions"] == {
         "FunctionName": function.outputs["name"],
@@ -283,7 +286,7 @@ def test_notification_lambda_shifts_its_live_alias_through_codedeploy_with_alarm
         "ShiftAlias": [function.outputs["arn"], f"{function.outputs['arn']}:*"],
         "WatchAlarm": alarm.outputs["arn"],
     }
-    deployment = preview(env).plan.outputs["notificationDeployment"]
+    deployment = preview(env).plan.outputs["lambdaDeployments"]["notification"]
     assert deployment["deploymentGroup"] == group.inputs["deploymentGroupName"]
     assert deployment["targetVersion"] == "1" and deployment["alias"] == "live"
 

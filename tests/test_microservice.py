@@ -22,6 +22,7 @@ from components.config import (
     ServiceSizing,
     parse_stack_config,
 )
+from components.context import PlatformContext
 from components.edge import EdgeListener
 from components.envoy import EDGE_PORT
 from components.microservice import (
@@ -478,7 +479,6 @@ def make_args(spec: ServiceSpec, **overrides: Any) -> FargateMicroserviceArgs:
     args = FargateMicroserviceArgs(
         spec=spec,
         sizing=ServiceSizing(image=spec.image or "public.ecr.aws/docker/library/busybox:1.37", cpu=256, memory=512),
-        environment="test",
         compute=ComputeConfig(capacity="spot", cpu_architecture="X86_64"),
         data=DataConfig(),
         observability=ObservabilityConfig(log_retention_days=7),
@@ -487,13 +487,17 @@ def make_args(spec: ServiceSpec, **overrides: Any) -> FargateMicroserviceArgs:
         isolated_subnet_ids=["subnet-1a", "subnet-1b"],
         cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/ms-test",
         cluster_name="ms-test",
-        kms_key_arn=KEY_ARN,
-        account_id="123456789012",
-        region="us-east-1",
-        partition="aws",
-        tags={"Project": "microservices", "Environment": "test"},
     )
     return replace(args, **overrides)
+
+
+CONTEXT = PlatformContext(
+    environment="test",
+    account_id="123456789012",
+    region="us-east-1",
+    partition="aws",
+    tags={"Project": "microservices", "Environment": "test"},
+).with_key(KEY_ARN)
 
 
 SPEC = ServiceSpec(
@@ -549,7 +553,7 @@ def test_attachments_wire_grants_routes_and_mesh_sidecars() -> None:
         consume_queue_arns=[QUEUE_ARN],
         mesh=mesh,
     )
-    plan = run_component(lambda: FargateMicroservice("ms-test-ledger", args))
+    plan = run_component(lambda: FargateMicroservice("ms-test-ledger", args, CONTEXT))
 
     tg = only(plan, "aws:lb/targetGroup:TargetGroup")
     assert (tg.inputs["port"], tg.inputs["protocol"]) == (15444, "HTTPS"), tg.urn
@@ -598,7 +602,7 @@ def test_attachments_wire_grants_routes_and_mesh_sidecars() -> None:
 def test_tracing_off_drops_the_daemon_and_its_grant() -> None:
     spec = ServiceSpec(name="quiet", description="no tracing", image="public.ecr.aws/docker/library/busybox:1.37")
     args = make_args(spec, observability=ObservabilityConfig(tracing=False))
-    plan = run_component(lambda: FargateMicroservice("ms-test-quiet", args))
+    plan = run_component(lambda: FargateMicroservice("ms-test-quiet", args, CONTEXT))
     assert [c["name"] for c in containers(only(plan, TASK_DEF))] == [APP_CONTAINER]
     assert plan.of_type(ROLE_POLICY) and all(
         "task" not in p.name.rsplit("-", 1)[-1] for p in plan.of_type(ROLE_POLICY)
@@ -620,7 +624,7 @@ def test_miswired_attachments_fail_fast(overrides: dict[str, Any], message: str)
         overrides = {"alb": edge_attachment()}
     args = make_args(spec, **overrides)
     with pytest.raises(ValueError, match=message):
-        run_component(lambda: FargateMicroservice("ms-test-quiet", args))
+        run_component(lambda: FargateMicroservice("ms-test-quiet", args, CONTEXT))
 
 
 def test_postgres_owner_gets_connection_settings_and_secret_references() -> None:
@@ -630,7 +634,7 @@ def test_postgres_owner_gets_connection_settings_and_secret_references() -> None
         image="public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine",
         data_stores=(PostgresStore(name="books-db", database_name="books"),),
     )
-    plan = run_component(lambda: FargateMicroservice("ms-test-books", make_args(spec)))
+    plan = run_component(lambda: FargateMicroservice("ms-test-books", make_args(spec), CONTEXT))
     app = next(c for c in containers(only(plan, TASK_DEF)) if c["name"] == APP_CONTAINER)
     env = {e["name"]: e["value"] for e in app["environment"]}
     db = only(plan, "aws:rds/instance:Instance")

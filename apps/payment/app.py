@@ -1,9 +1,13 @@
 """Payment service: idempotent authorize and void, keyed by the caller's idempotency key.
 
-    POST /payments/authorizations              Idempotency-Key: <key>   {"orderId", "amount": {"value", "currency"}}
-         -> 201 {"authorizationId", "status": "AUTHORIZED"|"DECLINED", ...}
-    GET  /payments/authorizations/{id}         -> 200 authorization, 404 if unknown
-    POST /payments/authorizations/{id}/void    Idempotency-Key: <key>   -> 200 {"status": "VOIDED", ...}
+    POST /payments/authorizations   Idempotency-Key: <key>   {"orderId", "amount": {"value", "currency"}}
+         -> 201 payment {"paymentId", "orderId", "status": "AUTHORIZED", "amount", ...}; 402 declined
+    GET  /payments/{paymentId}         -> 200 payment, 404 if unknown
+    POST /payments/{paymentId}/void    [Idempotency-Key]  -> 200 payment (VOIDED; voiding again is a no-op)
+
+Saga participant (`SAGA_COMMAND_QUEUE_URL`): `AuthorizePayment` (the order's `total`, keyed by the
+command's idempotency key; a decline is the `Payment.Declined` refusal) and `VoidPayment` (the
+payment the `AuthorizePayment` step returned; nothing to void is a success).
 
 State lives in the service's own Valkey (`payment-cache`; ElastiCache with IAM auth in AWS, any
 Redis/Valkey locally). Idempotency: the first request with a key stores its request fingerprint and
@@ -30,13 +34,14 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from apps.runtime import ReadinessCheck, create_app, require_env
-from apps.runtime.app import read_json_object
+from apps.runtime.app import problem, read_json_object
 from apps.runtime.events import now_iso
-from apps.runtime.stores import redis_client
+from apps.runtime.saga import COMMAND_QUEUE_ENV, SagaParticipant, SagaRefusal
+from apps.runtime.stores import aws_client, redis_client
 
 STORE = "payment-cache"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -45,6 +50,10 @@ MONEY = re.compile(r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,3})?$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 KEY = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Conflict(Exception):
+    pass
 
 
 class PaymentService:
@@ -67,13 +76,11 @@ class PaymentService:
     async def ping(self) -> None:
         await self.redis.ping()
 
-    async def _idempotent(self, request: Request, body: dict[str, Any], action: Any) -> JSONResponse:
-        key = request.headers.get("idempotency-key", "")
-        if not KEY.match(key):
-            raise HTTPException(400, "Idempotency-Key header: 8 to 128 characters [A-Za-z0-9._:-] are required")
-        fingerprint = hashlib.sha256(
-            f"{request.method} {request.url.path} {json.dumps(body, sort_keys=True)}".encode()
-        ).hexdigest()
+    # --- idempotent operations (shared by the HTTP API and the saga commands) ------------------------
+
+    async def once(self, key: str, fingerprint_of: Any, action: Any) -> tuple[int, dict[str, Any], bool]:
+        """Run `action` once per key: returns (status, body, replayed). Raises Conflict for a reused key."""
+        fingerprint = hashlib.sha256(json.dumps(fingerprint_of, sort_keys=True).encode()).hexdigest()
         slot = f"payment:idem:{key}"
         claimed = await self.redis.set(
             slot, json.dumps({"fingerprint": fingerprint, "pending": True}), nx=True, ex=IDEMPOTENCY_TTL_SECONDS
@@ -81,10 +88,10 @@ class PaymentService:
         if not claimed:
             stored = json.loads(await self.redis.get(slot) or "{}")
             if stored.get("fingerprint") != fingerprint:
-                raise HTTPException(409, "this Idempotency-Key was used for a different request")
+                raise Conflict("this Idempotency-Key was used for a different request")
             if stored.get("pending"):
-                raise HTTPException(409, "a request with this Idempotency-Key is in progress; retry later")
-            return JSONResponse(stored["body"], status_code=stored["status"], headers={"idempotent-replayed": "true"})
+                raise Conflict("a request with this Idempotency-Key is in progress; retry later")
+            return int(stored["status"]), dict(stored["body"]), True
         try:
             status, answer = await action()
         except BaseException:
@@ -92,78 +99,130 @@ class PaymentService:
             raise
         record = {"fingerprint": fingerprint, "pending": False, "status": status, "body": answer}
         await self.redis.set(slot, json.dumps(record), ex=IDEMPOTENCY_TTL_SECONDS)
-        return JSONResponse(answer, status_code=status)
+        return status, answer, False
 
-    async def authorize(self, request: Request) -> JSONResponse:
-        body = await read_json_object(request)
-        order_id = body.get("orderId")
-        amount = body.get("amount")
-        if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
-            raise HTTPException(422, "orderId: 1 to 64 characters [A-Za-z0-9_-]")
-        if (
-            not isinstance(amount, dict)
-            or not MONEY.match(str(amount.get("value", "")))
-            or not CURRENCY.match(str(amount.get("currency", "")))
-        ):
-            raise HTTPException(422, "amount: {'value': decimal string, 'currency': ISO 4217 code}")
-
+    async def authorize(self, key: str, order_id: str, amount: dict[str, str]) -> tuple[int, dict[str, Any], bool]:
         async def action() -> tuple[int, dict[str, Any]]:
-            authorization_id = uuid.uuid4().hex
+            payment_id = f"pay_{uuid.uuid4().hex}"
             declined = Decimal(amount["value"]) > self.decline_above
             reference = hmac.new(
-                self.provider_key, f"{authorization_id}:{order_id}:{amount['value']}".encode(), hashlib.sha256
+                self.provider_key, f"{payment_id}:{order_id}:{amount['value']}".encode(), hashlib.sha256
             ).hexdigest()[:24]
             record = {
-                "authorizationId": authorization_id,
+                "paymentId": payment_id,
                 "orderId": order_id,
                 "amount": {"value": amount["value"], "currency": amount["currency"]},
                 "status": "DECLINED" if declined else "AUTHORIZED",
                 "providerReference": reference,
                 "createdAt": now_iso(),
             }
-            await self.redis.set(f"payment:auth:{authorization_id}", json.dumps(record), ex=AUTHORIZATION_TTL_SECONDS)
-            return 201, record
+            await self.redis.set(f"payment:auth:{payment_id}", json.dumps(record), ex=AUTHORIZATION_TTL_SECONDS)
+            return (402 if declined else 201), record
 
-        return await self._idempotent(request, body, action)
+        return await self.once(key, {"authorize": order_id, "amount": amount}, action)
 
-    async def get(self, request: Request) -> JSONResponse:
-        raw = await self.redis.get(f"payment:auth:{request.path_params['authorization_id']}")
+    async def void_payment(self, payment_id: str) -> tuple[int, dict[str, Any]]:
+        """Naturally idempotent: voiding a voided payment returns it unchanged."""
+        slot = f"payment:auth:{payment_id}"
+        raw = await self.redis.get(slot)
         if raw is None:
-            raise HTTPException(404, "no such authorization")
+            return 404, {}
+        record = json.loads(raw)
+        if record["status"] == "DECLINED":
+            return 409, record
+        if record["status"] != "VOIDED":
+            record = {**record, "status": "VOIDED", "voidedAt": now_iso()}
+            await self.redis.set(slot, json.dumps(record), ex=AUTHORIZATION_TTL_SECONDS)
+        return 200, record
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    async def http_authorize(self, request: Request) -> Response:
+        key = request.headers.get("idempotency-key", "")
+        if not KEY.match(key):
+            raise HTTPException(400, "Idempotency-Key header: 8 to 128 characters [A-Za-z0-9._:-] are required")
+        order_id, amount = _validate_authorization(await read_json_object(request))
+        try:
+            status, record, replayed = await self.authorize(key, order_id, amount)
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        headers = {"idempotent-replayed": "true"} if replayed else None
+        if status == 402:
+            return problem(402, f"payment {record['paymentId']} declined by the processor", headers)
+        return JSONResponse(record, status_code=status, headers=headers)
+
+    async def http_get(self, request: Request) -> JSONResponse:
+        raw = await self.redis.get(f"payment:auth:{request.path_params['payment_id']}")
+        if raw is None:
+            raise HTTPException(404, "no such payment")
         return JSONResponse(json.loads(raw))
 
-    async def void(self, request: Request) -> JSONResponse:
-        authorization_id = request.path_params["authorization_id"]
+    async def http_void(self, request: Request) -> JSONResponse:
+        status, record = await self.void_payment(request.path_params["payment_id"])
+        if status == 404:
+            raise HTTPException(404, "no such payment")
+        if status == 409:
+            raise HTTPException(409, "a declined payment cannot be voided")
+        return JSONResponse(record, status_code=status)
 
-        async def action() -> tuple[int, dict[str, Any]]:
-            slot = f"payment:auth:{authorization_id}"
-            raw = await self.redis.get(slot)
-            if raw is None:
-                return 404, {"error": "no such authorization"}
-            record = json.loads(raw)
-            if record["status"] == "DECLINED":
-                return 409, {"error": "a declined authorization cannot be voided"}
-            if record["status"] != "VOIDED":
-                record = {**record, "status": "VOIDED", "voidedAt": now_iso()}
-                await self.redis.set(slot, json.dumps(record), ex=AUTHORIZATION_TTL_SECONDS)
-            return 200, record
+    # --- saga commands --------------------------------------------------------------------------
 
-        return await self._idempotent(request, {"void": authorization_id}, action)
+    async def saga_authorize(self, command: dict[str, Any]) -> dict[str, Any]:
+        order = command["input"]
+        total = order["total"]
+        amount = total if isinstance(total, dict) else {"value": str(total), "currency": order.get("currency", "EUR")}
+        try:
+            status, record, _ = await self.authorize(str(command["idempotencyKey"]), str(order["orderId"]), amount)
+        except Conflict as exc:
+            raise SagaRefusal("Payment.Conflict", str(exc)) from None
+        if status == 402:
+            raise SagaRefusal("Payment.Declined", f"payment {record['paymentId']} declined by the processor")
+        return {"paymentId": record["paymentId"], "status": record["status"]}
+
+    async def saga_void(self, command: dict[str, Any]) -> dict[str, Any]:
+        authorized = (command.get("results") or {}).get("AuthorizePayment") or {}
+        payment_id = authorized.get("paymentId") if isinstance(authorized, dict) else None
+        if not payment_id:
+            return {"status": "NOTHING_TO_VOID"}
+        status, record = await self.void_payment(str(payment_id))
+        return {"paymentId": payment_id, "status": record.get("status", "NOT_FOUND") if status != 404 else "NOT_FOUND"}
 
 
-def build() -> Any:
+def _validate_authorization(body: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    order_id = body.get("orderId")
+    amount = body.get("amount")
+    if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
+        raise HTTPException(422, "orderId: 1 to 64 characters [A-Za-z0-9_-]")
+    if (
+        not isinstance(amount, dict)
+        or not MONEY.match(str(amount.get("value", "")))
+        or not CURRENCY.match(str(amount.get("currency", "")))
+    ):
+        raise HTTPException(422, "amount: {'value': decimal string, 'currency': ISO 4217 code}")
+    return order_id, {"value": amount["value"], "currency": amount["currency"]}
+
+
+def build(participate: bool | None = None) -> Any:
+    """`participate`: answer saga commands (default: when `SAGA_COMMAND_QUEUE_URL` is set)."""
     service = PaymentService()
-    return create_app(
+    background = []
+    if participate if participate is not None else bool(os.environ.get(COMMAND_QUEUE_ENV)):
+        handlers = {"AuthorizePayment": service.saga_authorize, "VoidPayment": service.saga_void}
+        background.append(SagaParticipant(aws_client("sqs"), aws_client("stepfunctions"), handlers).run)
+    app = create_app(
         "payment",
         [
-            Route("/payments/authorizations", service.authorize, methods=["POST"]),
-            Route("/payments/authorizations/{authorization_id:str}", service.get, methods=["GET"]),
-            Route("/payments/authorizations/{authorization_id:str}/void", service.void, methods=["POST"]),
+            Route("/payments/authorizations", service.http_authorize, methods=["POST"]),
+            Route("/payments/{payment_id:str}", service.http_get, methods=["GET"]),
+            Route("/payments/{payment_id:str}/void", service.http_void, methods=["POST"]),
         ],
         checks=[ReadinessCheck(STORE, service.ping)],
         on_startup=[service.start],
         on_shutdown=[service.stop],
+        background=background,
     )
+    app.state.payment = service
+    return app
 
 
 app = build()

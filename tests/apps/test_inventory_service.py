@@ -13,7 +13,7 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from services.notification.contracts import validate_event
+from contracts import validate_event
 from tests.apps.servers import LoopbackServer, Postgres
 from tests.apps.support import REGION, captured_events, event_bus
 
@@ -35,12 +35,15 @@ def inventory(postgres: Postgres) -> Iterator[dict[str, Any]]:
             yield {"url": server.url, "sqs": sqs, "queue": queue}
 
 
+KEY = {"Idempotency-Key": "test-reservation-key"}
+
+
 def stock(url: str, sku: str, available: int) -> None:
-    assert httpx.put(f"{url}/inventory/items/{sku}", json={"available": available}).status_code == 200
+    assert httpx.put(f"{url}/inventory/{sku}", json={"available": available}).status_code == 200
 
 
 def item(url: str, sku: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{url}/inventory/items/{sku}").json())
+    return dict(httpx.get(f"{url}/inventory/{sku}").json())
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -71,11 +74,13 @@ def test_reserve_and_release_over_http(inventory: dict[str, Any]) -> None:
     url = inventory["url"]
     stock(url, "SKU-100", 10)
     body = {"orderId": "order-a", "items": [{"sku": "SKU-100", "quantity": 3}, {"sku": "SKU-100", "quantity": 1}]}
-    created = httpx.post(f"{url}/inventory/reservations", json=body)
+    assert httpx.post(f"{url}/inventory/reservations", json=body).status_code == 400  # Idempotency-Key required
+    created = httpx.post(f"{url}/inventory/reservations", json=body, headers=KEY)
     assert created.status_code == 201 and created.json()["status"] == "RESERVED"
+    assert created.json()["reservationId"] == "order-a"
     assert item(url, "SKU-100") == {"sku": "SKU-100", "available": 6, "reserved": 4}
     # Idempotent per order: the same reservation again changes nothing.
-    assert httpx.post(f"{url}/inventory/reservations", json=body).status_code == 201
+    assert httpx.post(f"{url}/inventory/reservations", json=body, headers=KEY).status_code == 201
     assert item(url, "SKU-100")["available"] == 6
     released = httpx.post(f"{url}/inventory/reservations/order-a/release")
     assert released.json()["status"] == "RELEASED"
@@ -88,8 +93,8 @@ def test_short_stock_is_409_and_changes_nothing(inventory: dict[str, Any]) -> No
     stock(url, "SKU-200", 5)
     stock(url, "SKU-201", 1)
     body = {"orderId": "order-b", "items": [{"sku": "SKU-200", "quantity": 2}, {"sku": "SKU-201", "quantity": 2}]}
-    answer = httpx.post(f"{url}/inventory/reservations", json=body)
-    assert answer.status_code == 409 and "SKU-201" in answer.json()["error"]
+    answer = httpx.post(f"{url}/inventory/reservations", json=body, headers=KEY)
+    assert answer.status_code == 409 and "SKU-201" in answer.json()["detail"]
     assert item(url, "SKU-200")["available"] == 5  # the whole reservation rolled back
     assert httpx.get(f"{url}/inventory/reservations/order-b").status_code == 404
 
@@ -109,7 +114,7 @@ def test_order_events_from_the_queue_are_applied_once(inventory: dict[str, Any])
     send(inventory, "OrderPlaced", placed)
     send(inventory, "OrderPlaced", placed)  # at-least-once delivery: a duplicate
     eventually(lambda: httpx.get(f"{url}/inventory/reservations/order-c").status_code == 200)
-    eventually(lambda: httpx.get(f"{url}/inventory/reservations/order-c").json()["status"] == "CONFIRMED")
+    assert httpx.get(f"{url}/inventory/reservations/order-c").json()["status"] == "RESERVED"
     eventually(lambda: queue_counts(inventory) == (0, 0))  # both copies consumed and deleted
     assert item(url, "SKU-300") == {"sku": "SKU-300", "available": 6, "reserved": 2}
     cancelled = {
@@ -143,7 +148,7 @@ def test_low_stock_publishes_inventory_low(inventory: dict[str, Any]) -> None:
     url = inventory["url"]
     stock(url, "SKU-400", 3)
     body = {"orderId": "order-d", "items": [{"sku": "SKU-400", "quantity": 2}]}
-    assert httpx.post(f"{url}/inventory/reservations", json=body).status_code == 201
+    assert httpx.post(f"{url}/inventory/reservations", json=body, headers=KEY).status_code == 201
     low = [e for e in captured_events(inventory["sqs"], "InventoryLow") if e["detail"]["sku"] == "SKU-400"]
     assert len(low) == 1 and low[0]["source"] == "microservices.inventory"
     validate_event("InventoryLow", 1, low[0]["detail"])
@@ -160,4 +165,4 @@ def test_low_stock_publishes_inventory_low(inventory: dict[str, Any]) -> None:
     ],
 )
 def test_invalid_reservations_are_422(inventory: dict[str, Any], body: dict[str, Any]) -> None:
-    assert httpx.post(f"{inventory['url']}/inventory/reservations", json=body).status_code == 422
+    assert httpx.post(f"{inventory['url']}/inventory/reservations", json=body, headers=KEY).status_code == 422

@@ -209,10 +209,12 @@ def test_a_bad_strategy_or_bake_time_is_one_line_naming_key_value_and_allowed(
 
 def test_a_bad_strategy_stops_the_offline_preview_before_any_resource(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
-    for item in root.iterdir():
-        if item.name in ("Pulumi.yaml", "__main__.py", "components", "services", "offline", "apps"):
-            target = tmp_path / item.name
-            (shutil.copytree if item.is_dir() else shutil.copy)(item, target)
+    tmp_path = tmp_path / "project"
+    shutil.copytree(
+        root,
+        tmp_path,
+        ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "*_cache", "__pycache__", "*.egg-info"),
+    )
     stack_file = (root / "Pulumi.prod.yaml").read_text().replace("strategy: canary", "strategy: blue-green")
     (tmp_path / "Pulumi.prod.yaml").write_text(stack_file)
     result = subprocess.run(

@@ -62,6 +62,11 @@ STATEFUL_TYPES = frozenset(
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:ecr/repository:Repository",
         "aws:schemas/registry:Registry",
+        # Data patterns: a saga's state machine holds its running executions and their history (a
+        # replacement orphans every in-flight order); an outbox pipe holds its position in the event
+        # store's stream (a new pipe starts again at TRIM_HORIZON and republishes up to 24 h of events).
+        "aws:sfn/stateMachine:StateMachine",
+        "aws:pipes/pipe:Pipe",
     }
 )
 """Resources whose replacement loses data, history or identity (what they hold is not in the program)."""
@@ -246,7 +251,7 @@ def test_pin_sees_the_whole_parent_chain() -> None:
         "$aws:dynamodb/table:Table::ms-dev-order-orders-table"
     ]
     plan = preview("dev").plan
-    table = next(r for r in plan.resources if r.type == "aws:dynamodb/table:Table")
+    table = next(r for r in plan.resources if r.type == "aws:dynamodb/table:Table" and r.name.endswith("-orders-table"))
     store = plan.by_urn()[table.parent]
     moved = PlannedResource(**{**store.__dict__, "parent": plan.resources[0].urn})
     resources = [moved if r is store else r for r in plan.resources]

@@ -521,11 +521,20 @@ def _lambda(p: _Pricer, r: PlannedResource) -> None:
 
 
 def _state_machine(p: _Pricer, r: PlannedResource) -> None:
-    if r.inputs.get("type", "STANDARD") != "STANDARD":
-        p.estimate.unknown.setdefault(f"{r.type} (EXPRESS)", []).append(r.urn)
+    if r.inputs.get("type", "STANDARD") == "EXPRESS":
+        # Express: per request plus GB-seconds at the 64 MB minimum memory billed (100 ms increments).
+        requests = float(p.usage["eventsMillions"])
+        p.line(r, f"{requests:g} million Express executions (one per event)", requests, "sfn.express.requests_million")
+        gb_seconds = requests * 1_000_000 * 0.1 * 64 / 1024
+        p.line(r, f"{gb_seconds:g} GB-s (100 ms at 64 MB each)", gb_seconds, "sfn.express.gb_second")
         return
     t = float(p.usage["stepFunctionTransitionsThousands"])
     p.line(r, f"{t:g} thousand state transitions", t, "sfn.standard.transitions_thousand")
+
+
+def _pipe(p: _Pricer, r: PlannedResource) -> None:
+    requests = float(p.usage["eventsMillions"])
+    p.line(r, f"{requests:g} million requests (one per event, after filtering)", requests, "pipes.requests_million")
 
 
 def _namespace(p: _Pricer, r: PlannedResource) -> None:
@@ -577,6 +586,7 @@ PRICERS: dict[str, Pricer] = {
     "aws:sns/topic:Topic": _topic,
     "aws:lambda/function:Function": _lambda,
     "aws:sfn/stateMachine:StateMachine": _state_machine,
+    "aws:pipes/pipe:Pipe": _pipe,
     "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace": _namespace,
     "aws:servicediscovery/service:Service": _discovery_service,
     "aws:s3/bucket:Bucket": _bucket,

@@ -824,20 +824,12 @@ class FargateMicroservice(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{self._name}-deploy-role",
             description=f"ECS shifts ALB traffic between {self._args.spec.name}'s target groups during deployments",
-            # The trust policy of AWS's guide, as written there ("Creating the Amazon ECS infrastructure
-            # role for load balancers").
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "AllowAccessToECSForInfrastructureManagement",
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ecs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            # The trust policy of AWS's guide ("Creating the Amazon ECS infrastructure role for load balancers").
+            assume_role_policy=trust_policy(
+                "ecs.amazonaws.com",
+                account_id=self._context.account_id,
+                region=self._context.region,
+                partition=self._context.partition,
             ),
             tags=self._tags,
             opts=self._child(),

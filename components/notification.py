@@ -364,17 +364,11 @@ class LambdaService(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{self._name}-deploy-role",
             description=f"CodeDeploy shifts the {ALIAS_NAME} alias of the {args.spec.name} Lambda",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "codedeploy.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            assume_role_policy=trust_policy(
+                "codedeploy.amazonaws.com",
+                account_id=self._context.account_id,
+                region=self._context.region,
+                partition=self._context.partition,
             ),
             tags=self._tags,
             opts=child,

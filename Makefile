@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy --strict components contracts model services offline policies apps
+	$(BIN)/mypy --strict components contracts model services offline policies apps interfaces
 
 unit: setup node_modules/.installed
 	$(BIN)/python -m pytest -n 2

@@ -299,7 +299,7 @@ class DynamoTable(_StoreComponent):
         tags = self._tags(args, store.name)
         attributes = [aws.dynamodb.TableAttributeArgs(name=store.hash_key, type="S")]
         if store.range_key:
-            attributes.append(aws.dynamodb.TableAttributeArgs(name=store.range_key, type="S"))
+            attributes.append(aws.dynamodb.TableAttributeArgs(name=store.range_key, type=store.range_key_type))
         self.table = aws.dynamodb.Table(
             name,
             billing_mode="PAY_PER_REQUEST",
@@ -316,10 +316,14 @@ class DynamoTable(_StoreComponent):
                 if store.ttl_attribute
                 else None
             ),
+            # An outbox / event store streams its new items to an EventBridge Pipe (components/outbox.py).
+            stream_enabled=store.stream or None,
+            stream_view_type="NEW_IMAGE" if store.stream else None,
             tags=tags,
             opts=_store_options(self, args.data),
         )
         self.table_name: pulumi.Output[str] = self.table.name
+        self.stream_arn: pulumi.Output[str] | None = self.table.stream_arn if store.stream else None
         self.arns = [self.table.arn]
         # No secondary indexes are declared, so the table ARN is the only resource (no `/index/*`).
         self.binding = StoreBinding(

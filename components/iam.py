@@ -116,6 +116,18 @@ TRUSTED_SERVICES: Final[Mapping[str, TrustedService]] = {
         "resource-based policies where the function is the target, and lambda:SourceFunctionArn for "
         "identity policies: no condition is documented for the role's trust policy, so none is added)",
     ),
+    "states.amazonaws.com": TrustedService(
+        source_arn="arn:{partition}:states:{region}:{account}:stateMachine:*",
+        source_account=True,
+        reference="https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html "
+        "(confused deputy prevention: aws:SourceArn the state machine ARN, aws:SourceAccount)",
+    ),
+    "pipes.amazonaws.com": TrustedService(
+        source_arn="arn:{partition}:pipes:{region}:{account}:pipe/*",
+        source_account=True,
+        reference="https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-permissions.html "
+        "(execution role trust policy: aws:SourceAccount and aws:SourceArn the pipe ARN)",
+    ),
 }
 """Every AWS service principal a role of the platform trusts, with the confused-deputy conditions AWS
 documents for it. `trust_policy` refuses any other principal until it is added here with its source."""

@@ -176,6 +176,8 @@ class FargateMicroserviceArgs:
     consume_queue_arns: Sequence[pulumi.Input[str]] = ()
     """SQS queues this service polls (grants exactly the consumer actions on them)."""
     mesh: MeshAttachment | None = None
+    app_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Extra plain settings for the app from the data patterns (saga command queue URL, saga ARN). Never credentials."""
     image: pulumi.Input[str] | None = None
     """The app image when this program builds it (a `ServiceImage.image_ref`); otherwise `sizing.image`."""
     image_repository_arn: pulumi.Input[str] | None = None
@@ -584,6 +586,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             env["EVENT_QUEUE_URLS"] = urls
         if args.mesh is not None:
             env.update(args.mesh.app_environment)
+        env.update(args.app_environment)
         return env
 
     def _app_secrets(self, bindings: Sequence[StoreBinding]) -> list[ContainerSecret]:

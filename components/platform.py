@@ -38,6 +38,8 @@ from components.observability import (
     PlatformWatchArgs,
     ServiceMetrics,
 )
+from components.patterns import PatternContext
+from components.patterns.wiring import Patterns, build_patterns, pattern_environment
 from components.wiring import (
     EventPublishers,
     EventPublishersArgs,
@@ -103,6 +105,8 @@ class Foundation:
     mesh: ServiceMesh
     events: EventBus
     edge: Edge
+    patterns: PatternContext
+    """What the data patterns need (sagas, outboxes, read models: components/patterns/)."""
 
 
 def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicroservice:
@@ -149,10 +153,13 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
             else None,
             # The sidecar logs to this service's log group: the component name is passed, not guessed.
             mesh=base.mesh.attachment_for(spec.name, component_name=name),
-            publish_bus_arn=base.events.bus_arn if spec.publishes else None,
+            # A service with an outbox publishes through its pipe only: no PutEvents for its task role.
+            publish_bus_arn=base.events.bus_arn if spec.publishes and spec.outbox is None else None,
             consume_queue_arns=[base.events.queue_arn_for(spec.name)]
             if spec.name in base.events.queue_consumers
             else [],
+            # Saga command queue / saga ARN / outbox relay mode, from fixed names (components/patterns/).
+            app_environment=pattern_environment(base.inputs.catalog, base.patterns).get(spec.name, {}),
             image=image.image_ref if image is not None else None,
             image_repository_arn=image.repository_arn if image is not None else None,
         ),
@@ -215,6 +222,8 @@ class Platform:
     """One FargateMicroservice per `kind == "fargate"` spec, by service name."""
     functions: dict[str, LambdaService] = field(default_factory=dict)
     """One LambdaService per `kind == "lambda"` spec, by service name."""
+    patterns: Patterns | None = None
+    """Sagas, outboxes and read models the specs declare (components/patterns/)."""
     wiring: list[pulumi.ComponentResource] = field(default_factory=list)
     """The components declared after the services that connect them (routes, policies, rules, watch)."""
 
@@ -238,6 +247,7 @@ class Platform:
             **self.mesh.exports(),
             **self.observability.exports(),
             "dashboardName": self.watch.dashboard.dashboard_name,
+            **(self.patterns.exports() if self.patterns is not None else {}),
         }
 
 
@@ -313,12 +323,29 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         ),
         context,
     )
-    base = Foundation(inputs, context, network, cluster, observability, mesh, events, edge)
+    patterns_context = PatternContext(
+        prefix=prefix,
+        environment=context.environment,
+        account_id=context.account_id,
+        region=context.region,
+        partition=context.partition,
+        kms_key_arn=context.key_arn,
+        log_retention_days=config.observability.log_retention_days,
+        tracing=config.observability.tracing,
+        tags=context.tags,
+        alarm_topic_arn=observability.alarm_topic_arn,
+    )
+    base = Foundation(inputs, context, network, cluster, observability, mesh, events, edge, patterns_context)
 
     # --- the services: one builder per kind ---------------------------------------------------------
     built = {spec.name: SERVICE_BUILDERS[spec.kind](spec, base) for spec in inputs.catalog}
     services = {n: s for n, s in built.items() if isinstance(s, FargateMicroservice)}
     functions = {n: f for n, f in built.items() if isinstance(f, LambdaService)}
+
+    # --- the data patterns, each a child of the service that owns it (components/patterns/) ---------
+    patterns = build_patterns(
+        inputs.catalog, patterns_context, services, events, {n: service_component_name(context, n) for n in services}
+    )
 
     # --- the wiring between them, declared after both sides ----------------------------------------
     wiring: list[pulumi.ComponentResource] = []
@@ -336,7 +363,8 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         EventPublishersArgs(
             bus=events,
             task_role_arns={
-                **{n: s.task_role_arn for n, s in services.items() if s.spec.publishes},
+                # A service with an outbox publishes through its pipe's role (components/patterns/outbox.py).
+                **{n: patterns.publisher_role_arn(n, s.task_role_arn) for n, s in services.items() if s.spec.publishes},
                 **{n: f.role_arn for n, f in functions.items() if f.spec.publishes},
             },
             topic_publisher_role_arns=[f.role_arn for f in functions.values() if f.spec.notifies],
@@ -361,10 +389,11 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             queues={
                 **events.dead_letter_queue_names,
                 **{f"{n}-failures": f.failure_queue_name for n, f in functions.items()},
+                **patterns.dead_letter_queue_names,
             },
-            functions={n: f.function_name for n, f in functions.items()},
+            functions={**{n: f.function_name for n, f in functions.items()}, **patterns.projection_functions},
             bus_name=events.bus_name,
-            rule_names=[rule.name for rule in events.rules.values()],
+            rule_names=[rule.name for rule in events.rules.values()] + patterns.rule_names,
         ),
     )
     return Platform(
@@ -379,6 +408,7 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         watch=watch,
         services=services,
         functions=functions,
+        patterns=patterns,
         wiring=[*wiring, publishers, connections, watch],
     )
 

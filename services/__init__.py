@@ -168,7 +168,86 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
             f"data store name {shared[0]!r} is declared by more than one service ({owners}): each service owns "
             "its own data"
         )
+    _validate_patterns(specs)
     return specs
+
+
+def _validate_patterns(specs: list[ServiceSpec]) -> None:
+    """Outboxes, read models, sagas and declared operations name things that exist (one line each)."""
+    by_name = {s.name: s for s in specs}
+    allowed = ", ".join(sorted(by_name))
+    published = {(s.name, t) for s in specs for t in s.publishes}
+    for spec in specs:
+        where = f"service spec '{spec.name}'"
+        tables = {d.name: d for d in spec.data_stores if d.kind == "dynamodb"}
+        own = ", ".join(sorted(tables)) or "none"
+        if spec.outbox is not None:
+            store = tables.get(spec.outbox.store)
+            if store is None:
+                raise ConfigError(
+                    f"{where}: outbox.store = {spec.outbox.store!r}: not one of its DynamoDB stores ({own})"
+                )
+            if not store.stream:
+                raise ConfigError(f"{where}: outbox.store = {store.name!r}: the table needs stream=True")
+            if not spec.publishes:
+                raise ConfigError(f"{where}: outbox: the service publishes no events")
+        for model in spec.read_models:
+            store = tables.get(model.store)
+            if store is None:
+                raise ConfigError(
+                    f"{where}: read_models.{model.name}.store = {model.store!r}: not one of its DynamoDB stores ({own})"
+                )
+            if model.store == (spec.outbox.store if spec.outbox else None):
+                raise ConfigError(
+                    f"{where}: read_models.{model.name}.store = {model.store!r}: that table is the outbox"
+                )
+            keys = (store.hash_key, *((store.range_key,) if store.range_key else ()))
+            if len(model.key) != len(keys):
+                raise ConfigError(
+                    f"{where}: read_models.{model.name}.key = {list(model.key)!r}: table {store.name!r} has key "
+                    f"{list(keys)!r}; name one detail field per key attribute"
+                )
+            for sub in model.subscribes:
+                for detail_type in sub.detail_types:
+                    if (sub.source, detail_type) not in published:
+                        raise ConfigError(
+                            f"{where}: read_models.{model.name}.subscribes.detailTypes = {detail_type!r}: "
+                            f"{sub.source!r} does not publish it"
+                        )
+        for saga in spec.sagas:
+            commands = [*((s.participant, s.command) for s in saga.steps)]
+            steps = [s.name for s in saga.steps]
+            if len(set(steps)) != len(steps):
+                raise ConfigError(f"{where}: sagas.{saga.name}.steps: step names must be unique")
+            participants = [s.participant for s in saga.steps]
+            if saga.on_failure is not None:
+                participants.append(saga.on_failure.participant)
+                commands.append((saga.on_failure.participant, saga.on_failure.command))
+            for participant in participants:
+                other = by_name.get(participant)
+                if other is None:
+                    raise ConfigError(
+                        f"{where}: sagas.{saga.name}.participant = {participant!r}: unknown service; "
+                        f"known services: {allowed}"
+                    )
+                if other.kind != "fargate":
+                    raise ConfigError(
+                        f"{where}: sagas.{saga.name}.participant = {participant!r}: only Fargate services take "
+                        "saga commands (they poll their own command queue)"
+                    )
+            for step in saga.steps:
+                if step.heartbeat_seconds is not None and step.heartbeat_seconds >= step.timeout_seconds:
+                    raise ConfigError(
+                        f"{where}: sagas.{saga.name}.steps.{step.name}.heartbeatSeconds = {step.heartbeat_seconds}: "
+                        f"must be less than timeoutSeconds ({step.timeout_seconds})"
+                    )
+        for use in spec.uses:
+            callee = use.split(".", 1)[0]
+            if "." not in use or callee not in spec.calls:
+                raise ConfigError(
+                    f"{where}: uses = {use!r}: write '<service>.<operationId>' for a service it `calls` "
+                    f"({', '.join(spec.calls) or 'none'})"
+                )
 
 
 def _check_kind_fields(spec: ServiceSpec) -> None:

@@ -394,18 +394,25 @@ def test_policy_statement_ids_are_readable_and_unique(plan: Plan) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_stack_bus_policy_names_the_task_roles_of_the_publishing_services(variant: str) -> None:
+    """Each publisher's task role, or its outbox pipe's role for a service with an outbox (that service's
+    task role publishes nothing itself: components/patterns/outbox.py)."""
     plan = preview(variant).plan
     stack = plan.stack
     publishers = [s.name for s in catalog_of(variant) if s.publishes]
     resource = only(plan, "aws:cloudwatch/eventBusPolicy:EventBusPolicy")
     principals = {s["Principal"]["AWS"] for s in policy_of(resource)["Statement"]}
     task_roles = {
-        r.outputs["arn"]: r.parent.rsplit("::", 1)[-1]
+        r.outputs["arn"]: r.parent.rsplit("::", 1)[-1].removesuffix("-outbox")
         for r in plan.of_type("aws:iam/role:Role")
         if r.outputs["arn"] in principals
     }
     assert set(task_roles) == principals, f"{resource.urn}: principals that are not roles of this stack"
     assert sorted(task_roles.values()) == sorted(f"ms-{stack}-{name}" for name in publishers), resource.urn
+    outboxed = {s.name for s in catalog_of(variant) if s.outbox is not None}
+    assert outboxed, "the order service publishes through its outbox"
+    for role_arn, owner in task_roles.items():
+        pipe_role = next(r for r in plan.of_type("aws:iam/role:Role") if r.outputs["arn"] == role_arn)
+        assert ("outbox" in pipe_role.name) == (owner.removeprefix(f"ms-{stack}-") in outboxed), pipe_role.urn
     for statement in policy_of(resource)["Statement"]:
         owner = task_roles[statement["Principal"]["AWS"]].removeprefix(f"ms-{stack}-")
         conditions = statement["Condition"]

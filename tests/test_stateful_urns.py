@@ -62,6 +62,11 @@ STATEFUL_TYPES = frozenset(
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:ecr/repository:Repository",
         "aws:schemas/registry:Registry",
+        # Data patterns: a saga's state machine holds its running executions and their history (a
+        # replacement orphans every in-flight order); an outbox pipe holds its position in the event
+        # store's stream (a new pipe starts again at TRIM_HORIZON and republishes up to 24 h of events).
+        "aws:sfn/stateMachine:StateMachine",
+        "aws:pipes/pipe:Pipe",
     }
 )
 """Resources whose replacement loses data, history or identity (what they hold is not in the program)."""

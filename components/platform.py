@@ -324,15 +324,9 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         context,
     )
     patterns_context = PatternContext(
-        prefix=prefix,
-        environment=context.environment,
-        account_id=context.account_id,
-        region=context.region,
-        partition=context.partition,
-        kms_key_arn=context.key_arn,
+        platform=context,
         log_retention_days=config.observability.log_retention_days,
         tracing=config.observability.tracing,
-        tags=context.tags,
         alarm_topic_arn=observability.alarm_topic_arn,
     )
     base = Foundation(inputs, context, network, cluster, observability, mesh, events, edge, patterns_context)

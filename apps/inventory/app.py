@@ -1,19 +1,19 @@
 """Inventory service: stock levels and reservations in its own PostgreSQL database (`inventory-db`).
 
-    GET  /inventory/items/{sku}                       -> 200 {"sku", "available", "reserved"}, 404 if unknown
-    PUT  /inventory/items/{sku}     {"available"}     -> 200 (set the stock on hand; restocking)
-    POST /inventory/reservations    {"orderId", "items": [{"sku", "quantity"}]}
-                                                      -> 201 reservation, 409 if stock is short
-    GET  /inventory/reservations/{orderId}            -> 200 reservation, 404
-    POST /inventory/reservations/{orderId}/release    -> 200 reservation (RELEASED)
+    GET  /inventory/{sku}                     -> 200 {"sku", "available", "reserved"}, 404 if unknown
+    PUT  /inventory/{sku}   {"available"}     -> 200 (set the stock on hand; restocking, operators)
+    POST /inventory/reservations   Idempotency-Key   {"orderId", "items": [{"sku", "quantity"}]}
+                                              -> 201 reservation {"reservationId", "orderId", "status"}, 409 short
+    GET  /inventory/reservations/{reservationId}          -> 200 reservation, 404
+    POST /inventory/reservations/{reservationId}/release  -> 200 reservation (RELEASED)
 
 One reservation per order (its id is the order id), so every call is idempotent: reserving an order
 again returns the existing reservation (201 again, no double decrement), releasing twice returns the
 same released reservation. All stock changes of one call happen in one transaction with row locks
 taken in SKU order (no deadlock between two orders that share SKUs).
 
-Events (queue `EVENT_QUEUE_URLS`, fed by the bus): `OrderPlaced` confirms the order's reservation
-(reserving it if no reservation call ever arrived), `OrderCancelled` releases it. Each
+Events (queue `EVENT_QUEUE_URLS`, fed by the bus): `OrderPlaced` makes sure the order's stock is
+reserved (reserving it if no reservation call ever arrived), `OrderCancelled` releases it. Each
 (detail-type, orderId) is applied once: `processed_events` records it in the same transaction as the
 stock change, so a redelivered or replayed event is a no-op.
 
@@ -45,6 +45,7 @@ log = logging.getLogger("apps.inventory")
 STORE = "inventory-db"
 SKU = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+KEY = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 WAREHOUSE = "main"
 
 SCHEMA = """
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS stock (
 );
 CREATE TABLE IF NOT EXISTS reservations (
     order_id   text PRIMARY KEY,
-    status     text NOT NULL CHECK (status IN ('RESERVED', 'CONFIRMED', 'RELEASED')),
+    status     text NOT NULL CHECK (status IN ('RESERVED', 'RELEASED')),
     items      jsonb NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
@@ -170,6 +171,8 @@ class InventoryService:
             return _reservation(row)
 
     async def create_reservation(self, request: Request) -> JSONResponse:
+        if not KEY.match(request.headers.get("idempotency-key", "")):
+            raise HTTPException(400, "Idempotency-Key header: 8 to 128 characters [A-Za-z0-9._:-] are required")
         body = await read_json_object(request)
         order_id, items = _validate_reservation(body)
         try:
@@ -181,14 +184,14 @@ class InventoryService:
 
     async def get_reservation(self, request: Request) -> JSONResponse:
         row = await self.pool.fetchrow(
-            "SELECT * FROM reservations WHERE order_id = $1", request.path_params["order_id"]
+            "SELECT * FROM reservations WHERE order_id = $1", request.path_params["reservation_id"]
         )
         if row is None:
             raise HTTPException(404, "no reservation for this order")
         return JSONResponse(_reservation(row))
 
     async def release_reservation(self, request: Request) -> JSONResponse:
-        reservation = await self.release(request.path_params["order_id"])
+        reservation = await self.release(request.path_params["reservation_id"])
         if reservation is None:
             raise HTTPException(404, "no reservation for this order")
         return JSONResponse(reservation)
@@ -210,17 +213,12 @@ class InventoryService:
             if detail_type == "OrderPlaced":
                 items = [{"sku": i["sku"], "quantity": int(i["quantity"])} for i in detail["items"]]
                 try:
-                    reservation, low = await self.reserve(order_id, items, conn)
+                    _, low = await self.reserve(order_id, items, conn)
                 except OutOfStock:
                     # The order was accepted without our reservation and stock is gone: record it; the
                     # saga's compensation (or an operator) cancels the order.
                     log.error("placed order cannot be reserved", extra={"order_id": order_id})
                     return
-                if reservation["status"] == "RESERVED":
-                    await conn.execute(
-                        "UPDATE reservations SET status = 'CONFIRMED', updated_at = now() WHERE order_id = $1",
-                        order_id,
-                    )
             elif detail_type == "OrderCancelled":
                 await self.release(order_id, conn)
             else:
@@ -237,7 +235,7 @@ class InventoryService:
         except OutOfStock as exc:
             raise SagaRefusal("Inventory.OutOfStock", str(exc)) from None
         await self._report_low(low)
-        return {"orderId": reservation["orderId"], "status": reservation["status"]}
+        return {"reservationId": reservation["reservationId"], "status": reservation["status"]}
 
     async def saga_release(self, command: dict[str, Any]) -> dict[str, Any]:
         reservation = await self.release(str(command["input"]["orderId"]))
@@ -311,7 +309,12 @@ def _item(row: Any) -> dict[str, Any]:
 
 
 def _reservation(row: Any) -> dict[str, Any]:
-    return {"orderId": row["order_id"], "status": row["status"], "items": _load(row["items"])}
+    return {
+        "reservationId": row["order_id"],
+        "orderId": row["order_id"],
+        "status": row["status"],
+        "items": _load(row["items"]),
+    }
 
 
 def build(consume: bool | None = None, participate: bool | None = None) -> Any:
@@ -328,11 +331,13 @@ def build(consume: bool | None = None, participate: bool | None = None) -> Any:
     app = create_app(
         "inventory",
         [
-            Route("/inventory/items/{sku:str}", service.get_item, methods=["GET"]),
-            Route("/inventory/items/{sku:str}", service.put_item, methods=["PUT"]),
             Route("/inventory/reservations", service.create_reservation, methods=["POST"]),
-            Route("/inventory/reservations/{order_id:str}", service.get_reservation, methods=["GET"]),
-            Route("/inventory/reservations/{order_id:str}/release", service.release_reservation, methods=["POST"]),
+            Route("/inventory/reservations/{reservation_id:str}", service.get_reservation, methods=["GET"]),
+            Route(
+                "/inventory/reservations/{reservation_id:str}/release", service.release_reservation, methods=["POST"]
+            ),
+            Route("/inventory/{sku:str}", service.get_item, methods=["GET"]),
+            Route("/inventory/{sku:str}", service.put_item, methods=["PUT"]),
         ],
         checks=[ReadinessCheck(STORE, service.ping)],
         on_startup=[service.start],

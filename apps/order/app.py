@@ -1,13 +1,13 @@
 """Order service: place, read and cancel orders, in its own DynamoDB table (`orders-table`).
 
-    POST /orders                 [Idempotency-Key]  {"userId", "items": [{"sku", "quantity", "unitPrice"}]}
-         -> 201 order PLACED (synchronous mode) or 202 order PENDING (saga mode); 422 unknown user
+    POST /orders                 Idempotency-Key  {"userId", "items": [{"sku", "quantity", "unitPrice"}]}
+         -> 201 order CONFIRMED (synchronous mode) or 202 order PENDING (saga mode); 422 unknown user
             or bad body; 409 out of stock; 402 payment declined; 503 a participant is unavailable
     GET  /orders/{orderId}       -> 200 order, 404
     POST /orders/{orderId}/cancel  {"reason"?}  -> 200 order (CANCELLED; again is a no-op); 409 while PENDING
 
-A client `Idempotency-Key` makes the order id deterministic (UUIDv5 of the key), so a retried POST
-returns the same order and never reserves or charges twice.
+Errors are RFC 9457 problem documents. The `Idempotency-Key` makes the order id deterministic (UUIDv5
+of the key), so a retried POST returns the same order and never reserves or charges twice.
 
 Two ways to place an order, chosen by what the platform gives the task:
 
@@ -15,23 +15,24 @@ Two ways to place an order, chosen by what the platform gives the task:
   order is written PENDING and the saga is started with the order id as the execution name (a second
   start of the same name is refused by Step Functions, so a retried POST never runs it twice); the
   answer is 202. The workflow sends ReserveInventory and AuthorizePayment to the participants' queues,
-  then `ConfirmOrder` to this service (PENDING -> PLACED + `OrderPlaced`), or on failure, after the
+  then `ConfirmOrder` to this service (PENDING -> CONFIRMED + `OrderPlaced`), or on failure, after the
   compensations, `CancelOrder` (PENDING -> CANCELLED + `OrderCancelled`, reason `out_of_stock` or
   `payment_failed`). This service answers those commands from `SAGA_COMMAND_QUEUE_URL`.
 * **Synchronous** (no saga): a small orchestration over the mesh (each call through the Envoy
   sidecar's local listener `<NAME>_SERVICE_URL`, retried only with an idempotency key derived from the
-  order id): check the user, reserve stock, authorize the payment, write the order PLACED; a failed
+  order id): check the user, reserve stock, authorize the payment, write the order CONFIRMED; a failed
   step runs the compensations of the steps before it in reverse (void, release).
 
 Both check the user first (`GET /users/{id}` through the mesh).
 
 Outbox: a state change and its event (`OrderPlaced` v2 / `OrderCancelled` v1 contracts) are written in
 ONE DynamoDB `TransactWriteItems`, so an order never changes without its event or the reverse:
-the event is an `outbox#<eventId>` item of the orders table (`recordType`, `detailType`, `detail`,
-`aggregateId`, `createdAt`, `expiresAt`). With `OUTBOX_RELAY=stream` the table's stream and an
-EventBridge Pipe publish it (components/patterns/outbox.py where it exists); otherwise the app relays
-it: right after the commit, plus a sweep every `OUTBOX_SWEEP_SECONDS` for anything a crash left
-behind (at-least-once; consumers are idempotent per (type, orderId)).
+* with an event store (`ORDER_EVENTS_NAME` set: the `order-events` table whose stream a Pipe puts on
+  the bus), the event is an item `{aggregateId, sequence, eventId, detailType, detail, occurredAt}`
+  put with `attribute_not_exists(sequence)`; publishing is the pipe's job, not the app's;
+* otherwise the event is an `outbox#<eventId>` item in the orders table, and the app relays it: right
+  after the commit, plus a sweep every `OUTBOX_SWEEP_SECONDS` for anything a crash left behind
+  (at-least-once; consumers are idempotent per (type, orderId)).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ log = logging.getLogger("apps.order")
 
 STORE = "orders-table"
 SAGA_ENV = "ORDER_PLACEMENT_SAGA_ARN"
+EVENT_STORE_ENV = "ORDER_EVENTS_NAME"
 OUTBOX_PREFIX = "outbox#"
 OUTBOX_TTL_SECONDS = 7 * 24 * 3600
 ORDER_NAMESPACE = uuid.UUID("5b0d6a52-8a55-4e5e-9c1a-6f1f1a3c2b7e")
@@ -87,6 +89,7 @@ class OrderService:
         self.dynamodb: Any = None
         self.sfn: Any = None
         self.table = ""
+        self.event_store: str | None = None
         self.saga_arn: str | None = None
         self.events: EventPublisher | None = None
         self.sweep_seconds = 30.0
@@ -99,12 +102,12 @@ class OrderService:
 
         self.table = require_env("ORDERS_TABLE_NAME", what="the order service's DynamoDB table")
         self.dynamodb = aws_client("dynamodb")
-        relay = os.environ.get("OUTBOX_RELAY", "app")
+        self.event_store = os.environ.get(EVENT_STORE_ENV) or None
         self.saga_arn = os.environ.get(SAGA_ENV) or None
         if self.saga_arn:
             self.sfn = aws_client("stepfunctions")
         self.sweep_seconds = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "30"))
-        if relay == "app" and os.environ.get("EVENT_BUS_ARN"):
+        if self.event_store is None and os.environ.get("EVENT_BUS_ARN"):
             self.events = EventPublisher(aws_client("events"))
         self.user = ServiceClient("user")
         if not self.saga_arn or os.environ.get("INVENTORY_SERVICE_URL"):
@@ -129,10 +132,28 @@ class OrderService:
         item = answer.get("Item")
         return json.loads(item["document"]["S"]) if item else None
 
-    def _outbox_put(self, detail_type: str, detail: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The transaction item that records one event: an outbox item of the orders table."""
+    def _outbox_put(self, detail_type: str, detail: dict[str, Any], sequence: int = 1) -> tuple[str, dict[str, Any]]:
+        """The transaction item that records one event (event store or orders-table outbox)."""
         event_id = uuid.uuid4().hex
         body = json.dumps(detail, separators=(",", ":"))
+        if self.event_store:
+            item = {
+                "aggregateId": {"S": str(detail["orderId"])},
+                "sequence": {"N": str(sequence)},
+                "eventId": {"S": event_id},
+                "detailType": {"S": detail_type},
+                "detail": {"S": body},
+                "occurredAt": {"S": str(detail["occurredAt"])},
+            }
+            condition = "attribute_not_exists(#seq)"
+            return event_id, {
+                "Put": {
+                    "TableName": self.event_store,
+                    "Item": item,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {"#seq": "sequence"},
+                }
+            }
         item = {
             "orderId": {"S": f"{OUTBOX_PREFIX}{event_id}"},
             "recordType": {"S": "outbox"},
@@ -174,7 +195,9 @@ class OrderService:
         ]
         event_id = None
         if event is not None:
-            event_id, put = self._outbox_put(event[0], event[1])
+            order["eventCount"] = int(order.get("eventCount", 0)) + 1
+            items[0]["Put"]["Item"]["document"] = {"S": json.dumps(order, separators=(",", ":"))}
+            event_id, put = self._outbox_put(event[0], event[1], order["eventCount"])
             items.append(put)
         from botocore.exceptions import ClientError
 
@@ -254,12 +277,12 @@ class OrderService:
     # --- API ------------------------------------------------------------------------------------
 
     async def place(self, request: Request) -> JSONResponse:
-        key = request.headers.get("idempotency-key")
-        if key is not None and not KEY.match(key):
-            raise HTTPException(400, "Idempotency-Key header: 8 to 128 characters [A-Za-z0-9._:-]")
+        key = request.headers.get("idempotency-key", "")
+        if not KEY.match(key):
+            raise HTTPException(400, "Idempotency-Key header: 8 to 128 characters [A-Za-z0-9._:-] are required")
         body = await read_json_object(request)
         user_id, items, total, currency = _validate_order(body)
-        order_id = uuid.uuid5(ORDER_NAMESPACE, key).hex if key else uuid.uuid4().hex
+        order_id = uuid.uuid5(ORDER_NAMESPACE, key).hex
         existing = await self._load(order_id)
         if existing is not None:
             status = 202 if existing["status"] == "PENDING" else 201
@@ -326,17 +349,19 @@ class OrderService:
                 {"orderId": order_id, "amount": order["total"]},
                 idempotency_key=f"{order_id}-authorize",
             )
-        except (ServiceError, UpstreamUnavailable) as exc:
+        except ServiceError as exc:
+            await self._release(order_id)
+            if exc.status == 402:
+                raise HTTPException(402, "payment declined") from None
+            raise HTTPException(503, f"payment unavailable: {exc}") from None
+        except UpstreamUnavailable as exc:
             await self._release(order_id)
             raise HTTPException(503, f"payment unavailable: {exc}") from None
-        if payment.get("status") != "AUTHORIZED":
-            await self._release(order_id)
-            raise HTTPException(402, "payment declined")
-        confirmed = {**order, "status": "PLACED", "authorizationId": payment["authorizationId"]}
+        confirmed = {**order, "status": "CONFIRMED", "paymentId": payment["paymentId"]}
         try:
             await self._write(confirmed, None, ("OrderPlaced", self._placed_event(confirmed)))
         except Exception:
-            await self._void(order_id, payment["authorizationId"])
+            await self._void(order_id, payment["paymentId"])
             await self._release(order_id)
             raise
         return JSONResponse(confirmed, status_code=201, headers={"location": f"/orders/{order_id}"})
@@ -370,12 +395,12 @@ class OrderService:
             raise HTTPException(409, "the order is still being placed; cancel it once it is confirmed")
         if self.payment is None or self.inventory is None:
             raise HTTPException(503, "cancelling needs the payment and inventory services (calls)")
-        await self._void(order_id, order["authorizationId"])
+        await self._void(order_id, order["paymentId"])
         await self._release(order_id)
         cancelled = {**order, "status": "CANCELLED", "cancelReason": reason, "cancelledAt": now_iso()}
         detail = event_detail(1, {"orderId": order_id, "userId": order["userId"], "reason": reason})
         try:
-            await self._write(cancelled, "PLACED", ("OrderCancelled", detail))
+            await self._write(cancelled, "CONFIRMED", ("OrderCancelled", detail))
         except StaleOrder:
             return JSONResponse(await self._load(order_id))  # a concurrent cancel won
         return JSONResponse(cancelled)
@@ -397,9 +422,7 @@ class OrderService:
         if self.payment is None:
             return
         try:
-            await self.payment.post(
-                f"/payments/authorizations/{payment_id}/void", {}, idempotency_key=f"{order_id}-void"
-            )
+            await self.payment.post(f"/payments/{payment_id}/void", {}, idempotency_key=f"{order_id}-void")
         except (ServiceError, UpstreamUnavailable) as exc:
             log.error("compensation failed: payment not voided", extra={"order_id": order_id, "error": str(exc)})
 
@@ -409,17 +432,17 @@ class OrderService:
         order = await self._load(str(command["input"]["orderId"]))
         if order is None:
             raise SagaRefusal("Order.NotFound", "no such order")
-        if order["status"] == "PLACED":
-            return {"orderId": order["orderId"], "status": "PLACED"}  # a redelivered command
+        if order["status"] == "CONFIRMED":
+            return {"orderId": order["orderId"], "status": "CONFIRMED"}  # a redelivered command
         if order["status"] != "PENDING":
             raise SagaRefusal("Order.NotPending", f"the order is {order['status']}")
         payment = (command.get("results") or {}).get("AuthorizePayment") or {}
-        confirmed = {**order, "status": "PLACED", "authorizationId": payment.get("authorizationId")}
+        confirmed = {**order, "status": "CONFIRMED", "paymentId": payment.get("paymentId")}
         try:
             await self._write(confirmed, "PENDING", ("OrderPlaced", self._placed_event(confirmed)))
         except StaleOrder:
             return await self.saga_confirm(command)
-        return {"orderId": order["orderId"], "status": "PLACED"}
+        return {"orderId": order["orderId"], "status": "CONFIRMED"}
 
     async def saga_cancel(self, command: dict[str, Any]) -> dict[str, Any]:
         order = await self._load(str(command["input"]["orderId"]))

@@ -1,14 +1,13 @@
 """Payment service: idempotent authorize and void, keyed by the caller's idempotency key.
 
-    POST /payments/authorizations              Idempotency-Key: <key>   {"orderId", "amount": {"value", "currency"}}
-         -> 201 {"authorizationId", "status": "AUTHORIZED"|"DECLINED", ...}
-    GET  /payments/authorizations/{id}         -> 200 authorization, 404 if unknown
-    POST /payments/authorizations/{id}/void    -> 200 {"status": "VOIDED", ...} (voiding again is a no-op);
-                                                  409 for a declined authorization
+    POST /payments/authorizations   Idempotency-Key: <key>   {"orderId", "amount": {"value", "currency"}}
+         -> 201 payment {"paymentId", "orderId", "status": "AUTHORIZED", "amount", ...}; 402 declined
+    GET  /payments/{paymentId}         -> 200 payment, 404 if unknown
+    POST /payments/{paymentId}/void    [Idempotency-Key]  -> 200 payment (VOIDED; voiding again is a no-op)
 
 Saga participant (`SAGA_COMMAND_QUEUE_URL`): `AuthorizePayment` (the order's `total`, keyed by the
 command's idempotency key; a decline is the `Payment.Declined` refusal) and `VoidPayment` (the
-authorization the `AuthorizePayment` step returned; nothing to void is a success).
+payment the `AuthorizePayment` step returned; nothing to void is a success).
 
 State lives in the service's own Valkey (`payment-cache`; ElastiCache with IAM auth in AWS, any
 Redis/Valkey locally). Idempotency: the first request with a key stores its request fingerprint and
@@ -39,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from apps.runtime import ReadinessCheck, create_app, require_env
-from apps.runtime.app import read_json_object
+from apps.runtime.app import problem, read_json_object
 from apps.runtime.events import now_iso
 from apps.runtime.saga import COMMAND_QUEUE_ENV, SagaParticipant, SagaRefusal
 from apps.runtime.stores import aws_client, redis_client
@@ -104,13 +103,13 @@ class PaymentService:
 
     async def authorize(self, key: str, order_id: str, amount: dict[str, str]) -> tuple[int, dict[str, Any], bool]:
         async def action() -> tuple[int, dict[str, Any]]:
-            payment_id = uuid.uuid4().hex
+            payment_id = f"pay_{uuid.uuid4().hex}"
             declined = Decimal(amount["value"]) > self.decline_above
             reference = hmac.new(
                 self.provider_key, f"{payment_id}:{order_id}:{amount['value']}".encode(), hashlib.sha256
             ).hexdigest()[:24]
             record = {
-                "authorizationId": payment_id,
+                "paymentId": payment_id,
                 "orderId": order_id,
                 "amount": {"value": amount["value"], "currency": amount["currency"]},
                 "status": "DECLINED" if declined else "AUTHORIZED",
@@ -118,7 +117,7 @@ class PaymentService:
                 "createdAt": now_iso(),
             }
             await self.redis.set(f"payment:auth:{payment_id}", json.dumps(record), ex=AUTHORIZATION_TTL_SECONDS)
-            return 201, record
+            return (402 if declined else 201), record
 
         return await self.once(key, {"authorize": order_id, "amount": amount}, action)
 
@@ -148,20 +147,22 @@ class PaymentService:
         except Conflict as exc:
             raise HTTPException(409, str(exc)) from None
         headers = {"idempotent-replayed": "true"} if replayed else None
+        if status == 402:
+            return problem(402, f"payment {record['paymentId']} declined by the processor", headers)
         return JSONResponse(record, status_code=status, headers=headers)
 
     async def http_get(self, request: Request) -> JSONResponse:
         raw = await self.redis.get(f"payment:auth:{request.path_params['payment_id']}")
         if raw is None:
-            raise HTTPException(404, "no such authorization")
+            raise HTTPException(404, "no such payment")
         return JSONResponse(json.loads(raw))
 
     async def http_void(self, request: Request) -> JSONResponse:
         status, record = await self.void_payment(request.path_params["payment_id"])
         if status == 404:
-            raise HTTPException(404, "no such authorization")
+            raise HTTPException(404, "no such payment")
         if status == 409:
-            raise HTTPException(409, "a declined authorization cannot be voided")
+            raise HTTPException(409, "a declined payment cannot be voided")
         return JSONResponse(record, status_code=status)
 
     # --- saga commands --------------------------------------------------------------------------
@@ -171,25 +172,20 @@ class PaymentService:
         total = order["total"]
         amount = total if isinstance(total, dict) else {"value": str(total), "currency": order.get("currency", "EUR")}
         try:
-            _, record, _ = await self.authorize(str(command["idempotencyKey"]), str(order["orderId"]), amount)
+            status, record, _ = await self.authorize(str(command["idempotencyKey"]), str(order["orderId"]), amount)
         except Conflict as exc:
             raise SagaRefusal("Payment.Conflict", str(exc)) from None
-        if record["status"] == "DECLINED":
-            raise SagaRefusal(
-                "Payment.Declined", f"authorization {record['authorizationId']} declined by the processor"
-            )
-        return {"authorizationId": record["authorizationId"], "status": record["status"]}
+        if status == 402:
+            raise SagaRefusal("Payment.Declined", f"payment {record['paymentId']} declined by the processor")
+        return {"paymentId": record["paymentId"], "status": record["status"]}
 
     async def saga_void(self, command: dict[str, Any]) -> dict[str, Any]:
         authorized = (command.get("results") or {}).get("AuthorizePayment") or {}
-        payment_id = authorized.get("authorizationId") if isinstance(authorized, dict) else None
+        payment_id = authorized.get("paymentId") if isinstance(authorized, dict) else None
         if not payment_id:
             return {"status": "NOTHING_TO_VOID"}
         status, record = await self.void_payment(str(payment_id))
-        return {
-            "authorizationId": payment_id,
-            "status": record.get("status", "NOT_FOUND") if status != 404 else "NOT_FOUND",
-        }
+        return {"paymentId": payment_id, "status": record.get("status", "NOT_FOUND") if status != 404 else "NOT_FOUND"}
 
 
 def _validate_authorization(body: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -217,8 +213,8 @@ def build(participate: bool | None = None) -> Any:
         "payment",
         [
             Route("/payments/authorizations", service.http_authorize, methods=["POST"]),
-            Route("/payments/authorizations/{payment_id:str}", service.http_get, methods=["GET"]),
-            Route("/payments/authorizations/{payment_id:str}/void", service.http_void, methods=["POST"]),
+            Route("/payments/{payment_id:str}", service.http_get, methods=["GET"]),
+            Route("/payments/{payment_id:str}/void", service.http_void, methods=["POST"]),
         ],
         checks=[ReadinessCheck(STORE, service.ping)],
         on_startup=[service.start],

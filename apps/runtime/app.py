@@ -7,8 +7,9 @@
   within its timeout, else 503 naming the failing check. It also turns 503 as soon as shutdown starts.
 * Every request runs with its correlation id and X-Ray trace header bound (see `context.py`), echoes
   both in the response, and is logged as one JSON access line.
-* Errors: `HTTPException` becomes `{"error": ...}` JSON; anything else is logged with its traceback
-  and answered 500 without internals.
+* Errors: `HTTPException` becomes an RFC 9457 problem document (`application/problem+json`,
+  `{"type", "title", "status", "detail"}`); anything else is logged with its traceback and answered
+  500 without internals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
@@ -101,16 +103,27 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return body
 
 
+def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An RFC 9457 problem document (`application/problem+json`), the error shape of every API."""
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        headers=headers,
+        media_type="application/problem+json",
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return problem(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
-    return JSONResponse({"error": "internal error"}, status_code=500)
+    return problem(500, "internal error")
 
 
 def create_app(

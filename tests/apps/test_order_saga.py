@@ -1,7 +1,7 @@
 """Order placement as a saga: a Standard workflow EXECUTED by moto's Step Functions interpreter sends
 task-token commands to the participants' own SQS queues, and the real inventory, payment and order
 apps (on loopback, with their real PostgreSQL, Redis and moto DynamoDB) answer them. The order writes
-its events as outbox items of its table for a stream pipe to publish (`OUTBOX_RELAY=stream`)."""
+its events to an event store table (`ORDER_EVENTS_NAME`, the outbox a table-stream pipe publishes)."""
 
 from __future__ import annotations
 
@@ -106,6 +106,18 @@ def saga(postgres: Postgres, redis_srv: Redis) -> Iterator[dict[str, Any]]:
             AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+        dynamodb.create_table(
+            TableName="ms-test-order-events",
+            KeySchema=[
+                {"AttributeName": "aggregateId", "KeyType": "HASH"},
+                {"AttributeName": "sequence", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "aggregateId", "AttributeType": "S"},
+                {"AttributeName": "sequence", "AttributeType": "N"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
         from apps.inventory.app import build as inventory_app
         from apps.order.app import build as order_app
         from apps.payment.app import build as payment_app
@@ -119,14 +131,14 @@ def saga(postgres: Postgres, redis_srv: Redis) -> Iterator[dict[str, Any]]:
             "SAGA_COMMAND_QUEUE_URL": queues["order"],
             "ORDER_PLACEMENT_SAGA_ARN": machine,
             "ORDERS_TABLE_NAME": "ms-test-orders",
-            "OUTBOX_RELAY": "stream",
+            "ORDER_EVENTS_NAME": "ms-test-order-events",
             "USER_SERVICE_URL": urls["user"],
         }.items():
             env.setenv(key, value)
         env.delenv("INVENTORY_SERVICE_URL", raising=False)
         env.delenv("PAYMENT_SERVICE_URL", raising=False)
         urls["order"] = stack.enter_context(LoopbackServer(order_app())).url
-        user = httpx.post(f"{urls['user']}/users", json={"email": "saga@example.org"}).json()
+        user = httpx.post(f"{urls['user']}/users", json={"email": "saga@example.org", "name": "Saga"}).json()
         yield {**urls, "user_id": user["userId"], "sfn": sfn, "machine": machine, "dynamodb": dynamodb}
 
 
@@ -138,7 +150,7 @@ def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 def place(saga: dict[str, Any], sku: str, quantity: int, price: str = "10") -> dict[str, Any]:
-    httpx.put(f"{saga['inventory']}/inventory/items/{sku}", json={"available": 5}).raise_for_status()
+    httpx.put(f"{saga['inventory']}/inventory/{sku}", json={"available": 5}).raise_for_status()
     body = {
         "userId": saga["user_id"],
         "items": [{"sku": sku, "quantity": quantity, "unitPrice": {"value": price, "currency": "EUR"}}],
@@ -156,16 +168,19 @@ def finished(saga: dict[str, Any], order: dict[str, Any]) -> dict[str, Any]:
 
 
 def events(saga: dict[str, Any], order_id: str) -> list[dict[str, Any]]:
-    """The order's outbox items (what the table-stream pipe would publish), oldest first."""
-    items = saga["dynamodb"].scan(TableName="ms-test-orders")["Items"]
-    found = [i for i in items if i["recordType"]["S"] == "outbox" and i["aggregateId"]["S"] == order_id]
-    assert all("publishedAt" not in i for i in found)  # OUTBOX_RELAY=stream: the app never publishes
-    ordered = sorted(found, key=lambda i: i["createdAt"]["S"])
-    return [{"type": i["detailType"]["S"], "detail": json.loads(i["detail"]["S"])} for i in ordered]
+    items = saga["dynamodb"].query(
+        TableName="ms-test-order-events",
+        KeyConditionExpression="aggregateId = :id",
+        ExpressionAttributeValues={":id": {"S": order_id}},
+    )["Items"]
+    return [
+        {"sequence": int(i["sequence"]["N"]), "type": i["detailType"]["S"], "detail": json.loads(i["detail"]["S"])}
+        for i in items
+    ]
 
 
 def stock(saga: dict[str, Any], sku: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{saga['inventory']}/inventory/items/{sku}").json())
+    return dict(httpx.get(f"{saga['inventory']}/inventory/{sku}").json())
 
 
 def test_the_saga_confirms_the_order(saga: dict[str, Any]) -> None:
@@ -173,15 +188,14 @@ def test_the_saga_confirms_the_order(saga: dict[str, Any]) -> None:
     execution = finished(saga, order)
     assert execution["status"] == "SUCCEEDED", execution
     results = json.loads(execution["output"])["results"]
-    assert results["ConfirmOrder"] == {"orderId": order["orderId"], "status": "PLACED"}
+    assert results["ConfirmOrder"] == {"orderId": order["orderId"], "status": "CONFIRMED"}
     confirmed = httpx.get(f"{saga['order']}/orders/{order['orderId']}").json()
-    authorization = results["AuthorizePayment"]["authorizationId"]
-    assert confirmed["status"] == "PLACED" and confirmed["authorizationId"] == authorization
+    assert confirmed["status"] == "CONFIRMED" and confirmed["paymentId"] == results["AuthorizePayment"]["paymentId"]
     assert stock(saga, "SKU-SAGA-1") == {"sku": "SKU-SAGA-1", "available": 3, "reserved": 2}
-    payment = httpx.get(f"{saga['payment']}/payments/authorizations/{authorization}").json()
+    payment = httpx.get(f"{saga['payment']}/payments/{confirmed['paymentId']}").json()
     assert payment["status"] == "AUTHORIZED"
     [placed] = events(saga, order["orderId"])
-    assert placed["type"] == "OrderPlaced"
+    assert (placed["sequence"], placed["type"]) == (1, "OrderPlaced")
     validate_event("OrderPlaced", 2, placed["detail"])
 
 
@@ -202,7 +216,7 @@ def test_short_stock_cancels_without_charging(saga: dict[str, Any]) -> None:
     assert finished(saga, order)["status"] == "FAILED"
     cancelled = httpx.get(f"{saga['order']}/orders/{order['orderId']}").json()
     assert cancelled["status"] == "CANCELLED" and cancelled["cancelReason"] == "out_of_stock"
-    assert not cancelled.get("authorizationId")
+    assert "paymentId" not in cancelled
     assert stock(saga, "SKU-SAGA-3")["available"] == 5
 
 

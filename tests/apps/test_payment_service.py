@@ -36,39 +36,40 @@ def test_authorize_is_idempotent_per_key(payment_api: str, redis_srv: Redis) -> 
     first = authorize(payment_api, "key-authorize-1")
     assert first.status_code == 201, first.text
     assert first.json()["status"] == "AUTHORIZED" and first.json()["amount"] == AMOUNT
+    assert first.json()["paymentId"].startswith("pay_")
     again = authorize(payment_api, "key-authorize-1")
     assert again.status_code == 201 and again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     # Exactly one authorization exists in the store, whatever the number of calls.
     client = redis.Redis(port=redis_srv.port, decode_responses=True)
-    stored = [k for k in client.scan_iter("payment:auth:*") if first.json()["authorizationId"] in k]
+    stored = [k for k in client.scan_iter("payment:auth:*") if first.json()["paymentId"] in k]
     assert len(stored) == 1
 
 
 def test_same_key_different_request_is_a_conflict(payment_api: str) -> None:
     assert authorize(payment_api, "key-authorize-2").status_code == 201
     clash = authorize(payment_api, "key-authorize-2", amount={"value": "1", "currency": "EUR"})
-    assert clash.status_code == 409 and "different request" in clash.json()["error"]
+    assert clash.status_code == 409 and "different request" in clash.json()["detail"]
 
 
 def test_a_new_key_is_a_new_authorization(payment_api: str) -> None:
     a = authorize(payment_api, "key-authorize-3").json()
     b = authorize(payment_api, "key-authorize-4").json()
-    assert a["authorizationId"] != b["authorizationId"]
+    assert a["paymentId"] != b["paymentId"]
 
 
-def test_large_amounts_are_declined_and_cannot_be_voided(payment_api: str) -> None:
+def test_large_amounts_are_declined_with_402_and_the_decline_is_replayed(payment_api: str) -> None:
     declined = authorize(payment_api, "key-authorize-5", amount={"value": "5000", "currency": "EUR"})
-    assert declined.status_code == 201 and declined.json()["status"] == "DECLINED"
+    assert declined.status_code == 402
+    assert declined.headers["content-type"] == "application/problem+json"
+    assert declined.json()["status"] == 402 and "declined" in declined.json()["detail"]
     again = authorize(payment_api, "key-authorize-5", amount={"value": "5000", "currency": "EUR"})
-    assert again.json() == declined.json() and again.headers["idempotent-replayed"] == "true"
-    void = httpx.post(f"{payment_api}/payments/authorizations/{declined.json()['authorizationId']}/void")
-    assert void.status_code == 409
+    assert (again.status_code, again.json()) == (402, declined.json())
 
 
 def test_void_is_idempotent(payment_api: str) -> None:
     payment = authorize(payment_api, "key-authorize-6").json()
-    path = f"{payment_api}/payments/authorizations/{payment['authorizationId']}"
+    path = f"{payment_api}/payments/{payment['paymentId']}"
     first = httpx.post(f"{path}/void")
     assert first.status_code == 200 and first.json()["status"] == "VOIDED"
     again = httpx.post(f"{path}/void")
@@ -82,7 +83,7 @@ def test_provider_key_signs_the_reference(payment_api: str) -> None:
 
     a = authorize(payment_api, "key-authorize-7", order="order-7").json()
     expected = hmac.new(
-        b"test-provider-key", f"{a['authorizationId']}:order-7:{AMOUNT['value']}".encode(), hashlib.sha256
+        b"test-provider-key", f"{a['paymentId']}:order-7:{AMOUNT['value']}".encode(), hashlib.sha256
     ).hexdigest()[:24]
     assert a["providerReference"] == expected
 
@@ -105,8 +106,8 @@ def test_bad_requests(payment_api: str, headers: dict[str, str], body: dict[str,
 
 
 def test_unknown_authorization_and_readiness(payment_api: str) -> None:
-    assert httpx.get(f"{payment_api}/payments/authorizations/nope").status_code == 404
-    assert httpx.post(f"{payment_api}/payments/authorizations/nope/void").status_code == 404
+    assert httpx.get(f"{payment_api}/payments/nope").status_code == 404
+    assert httpx.post(f"{payment_api}/payments/nope/void").status_code == 404
     assert httpx.get(f"{payment_api}/ready").json()["checks"] == ["payment-cache"]
 
 

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup preview test lint typecheck unit bench bench-scaling clean
+.PHONY: setup preview preview-all test lint typecheck unit bench bench-scaling clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,16 @@ setup: $(BIN)/.installed
 preview: setup
 	$(BIN)/python -m offline preview --stack $(STACK)
 
+# Every stack (each Pulumi.<stack>.yaml) in one process with one policy pack process: the pull-request check.
+preview-all: setup
+	$(BIN)/python -m offline preview --all-stacks
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy components services offline policies apps
+	$(BIN)/mypy --strict components contracts model services offline policies apps interfaces
 
 unit: setup node_modules/.installed
 	$(BIN)/python -m pytest -n 2

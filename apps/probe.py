@@ -15,7 +15,8 @@ import urllib.request
 def probe(url: str, timeout: float = 3.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 400
+            status: int = response.status
+            return 200 <= status < 400
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

@@ -8,8 +8,8 @@ really publishes. Everything is drawn from `random.Random(seed)`: the same (n, s
 same catalogue.
 
 Two things tie a catalogue to the real program:
-* The event contracts under `services/notification/schemas/` are registered by the EventBus, which
-  requires exactly ONE publisher per contract detail-type (`components.events.discover_contracts`).
+* The event contracts under `contracts/schemas/` are registered by the EventBus, which
+  requires exactly ONE publisher per contract detail-type (`components.schema_registry.discover_contracts`).
   So the real contract types are handed to the first synthetic publishers, grouped as the real
   services publish them (`OrderPlaced` and `OrderCancelled` together, ...); the other events are
   synthetic (`Svc0042Created`).
@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from services.notification.contracts import KNOWN_CONTRACTS, PUBLISHERS
+from contracts import KNOWN_CONTRACTS, PUBLISHERS
 from services.spec import (
     DataStoreSpec,
     DynamoStore,
@@ -142,7 +142,9 @@ def synthetic_catalog(n: int, seed: int = 0) -> list[ServiceSpec]:
                 secrets=secrets,
             )
         )
-    return specs
+    # The other side of the call graph: every callee accepts exactly the services that call it.
+    callers = {spec.name: tuple(c.name for c in specs if spec.name in c.calls) for spec in specs}
+    return [spec.model_copy(update={"accepts": callers[spec.name]}) for spec in specs]
 
 
 def with_notification(catalog: Sequence[ServiceSpec]) -> list[ServiceSpec]:

@@ -8,15 +8,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ComputeConfig
+from components.context import PlatformContext
 
 
 @dataclass(frozen=True)
 class ClusterArgs:
     config: ComputeConfig
-    kms_key_arn: pulumi.Input[str]
-    """Encrypts ECS Exec sessions and their log group."""
     log_retention_days: int
-    tags: dict[str, str]
 
 
 def capacity_strategy(config: ComputeConfig) -> list[dict[str, int | str]]:
@@ -35,14 +33,17 @@ class Cluster(pulumi.ComponentResource):
     cluster_arn: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ClusterArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        """`context.key_arn` encrypts ECS Exec sessions and their log group."""
         super().__init__("microservices:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         exec_logs = aws.cloudwatch.LogGroup(
             f"{name}-exec-logs",
             retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            tags=args.tags,
+            kms_key_id=context.key_arn,
+            tags=dict(context.tags),
             opts=child,
         )
         cluster = aws.ecs.Cluster(
@@ -54,7 +55,7 @@ class Cluster(pulumi.ComponentResource):
             ],
             configuration=aws.ecs.ClusterConfigurationArgs(
                 execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
-                    kms_key_id=args.kms_key_arn,
+                    kms_key_id=context.key_arn,
                     logging="OVERRIDE",
                     log_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationLogConfigurationArgs(
                         cloud_watch_encryption_enabled=True,
@@ -62,7 +63,7 @@ class Cluster(pulumi.ComponentResource):
                     ),
                 )
             ),
-            tags=args.tags,
+            tags=dict(context.tags),
             opts=child,
         )
         aws.ecs.ClusterCapacityProviders(

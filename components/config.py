@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel, to_snake
 
 from components.aws_limits import FARGATE_SPOT_ARM64_SOURCE, postgres_version_problem
+from model.errors import ConfigError as ConfigError  # re-exported; it lives at the bottom, in model.errors
 
 PROJECT = "microservices"
 """The project name in Pulumi.yaml, and so the config namespace (`microservices:<key>`)."""
@@ -73,10 +74,6 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
-
-
-class ConfigError(pulumi.RunError):
-    """A stack configuration problem. Pulumi prints RunError messages without a traceback."""
 
 
 def _describe_range(values: Sequence[int]) -> str:

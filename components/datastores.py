@@ -41,7 +41,7 @@ import pulumi_random as random
 
 from components.aws_limits import ec2_description
 from components.config import DataConfig
-from components.iam import Statement, allow
+from components.iam import Statement, allow, sid
 from services.spec import DynamoStore, PostgresStore, RedisStore
 
 POSTGRES_PORT = 5432
@@ -299,7 +299,7 @@ class DynamoTable(_StoreComponent):
         tags = self._tags(args, store.name)
         attributes = [aws.dynamodb.TableAttributeArgs(name=store.hash_key, type="S")]
         if store.range_key:
-            attributes.append(aws.dynamodb.TableAttributeArgs(name=store.range_key, type="S"))
+            attributes.append(aws.dynamodb.TableAttributeArgs(name=store.range_key, type=store.range_key_type))
         self.table = aws.dynamodb.Table(
             name,
             billing_mode="PAY_PER_REQUEST",
@@ -316,20 +316,24 @@ class DynamoTable(_StoreComponent):
                 if store.ttl_attribute
                 else None
             ),
+            # An outbox / event store streams its new items to an EventBridge Pipe (components/outbox.py).
+            stream_enabled=store.stream or None,
+            stream_view_type="NEW_IMAGE" if store.stream else None,
             tags=tags,
             opts=_store_options(self, args.data),
         )
         self.table_name: pulumi.Output[str] = self.table.name
+        self.stream_arn: pulumi.Output[str] | None = self.table.stream_arn if store.stream else None
         self.arns = [self.table.arn]
         # No secondary indexes are declared, so the table ARN is the only resource (no `/index/*`).
         self.binding = StoreBinding(
             environment={f"{env_prefix(store.name)}_NAME": self.table.name},
             task_statements=(
-                allow(f"Own{_sid(store.name)}Items", DYNAMODB_ITEM_ACTIONS, [self.table.arn]),
+                allow(sid("Own", store.name, "Items"), DYNAMODB_ITEM_ACTIONS, [self.table.arn]),
                 # Reads and writes of a table encrypted with a customer managed key use that key on the
                 # caller's behalf: only through DynamoDB (kms:ViaService), never directly.
                 allow(
-                    f"Own{_sid(store.name)}Key",
+                    sid("Own", store.name, "Key"),
                     ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
                     [args.kms_key_arn],
                     {"StringEquals": {"kms:ViaService": f"dynamodb.{args.region}.amazonaws.com"}},
@@ -441,7 +445,9 @@ class RedisCache(_StoreComponent):
             },
             task_statements=(
                 # IAM auth: the token is signed for this replication group AND this user; both are named.
-                allow(f"Own{_sid(store.name)}Connect", ["elasticache:Connect"], [self.replication_group.arn, user.arn]),
+                allow(
+                    sid("Own", store.name, "Connect"), ["elasticache:Connect"], [self.replication_group.arn, user.arn]
+                ),
             ),
             security_group_id=group.id,
             port=VALKEY_PORT,
@@ -454,11 +460,6 @@ class RedisCache(_StoreComponent):
                 "securityGroupId": self.security_group_id,
             }
         )
-
-
-def _sid(store_name: str) -> str:
-    """`orders-table` -> `OrdersTable` (IAM Sids are alphanumeric)."""
-    return "".join(part.capitalize() for part in store_name.split("-"))
 
 
 DataStore = PostgresDatabase | DynamoTable | RedisCache

@@ -43,6 +43,8 @@ import pulumi_tls as tls
 
 from components.aws_limits import ec2_description
 from components.config import ConfigError, EdgeConfig
+from components.context import PlatformContext
+from components.iam import deny_insecure_transport
 from services.spec import ServiceSpec
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
@@ -206,14 +208,7 @@ def access_log_bucket_policy(bucket_arn: str, *, account_id: str, region: str, p
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                deny_insecure_transport([bucket_arn, f"{bucket_arn}/*"], "s3:*"),
                 {
                     "Sid": "ElbAccessLogDelivery",
                     "Effect": "Allow",
@@ -237,19 +232,13 @@ class EdgeArgs:
     config: EdgeConfig
     is_production: bool
     """Deletion protection on both load balancers; log buckets cannot be force-destroyed."""
-    region: str
-    account_id: str
-    partition: str
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
     public_subnet_ids: pulumi.Input[Sequence[str]]
     private_subnet_ids: pulumi.Input[Sequence[str]]
     public_services: Sequence[ServiceSpec]
     """Services with `public_paths`: their paths become API routes, their ports the ALBs' egress."""
-    kms_key_arn: pulumi.Input[str]
-    """Encrypts the WAF and API access log groups (not the S3 access logs: ELB supports SSE-S3 only)."""
     log_retention_days: int
-    tags: dict[str, str]
     target_ports: Sequence[int] | None = None
     """Ports the ALBs may send to inside the VPC (their only egress); default: the public services'
     container ports. Set it when the services' target groups use another port (e.g. the Envoy edge
@@ -273,8 +262,13 @@ class Edge(pulumi.ComponentResource):
     certificate_arn: pulumi.Output[str]
     attachment: EdgeAttachment
 
-    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: EdgeArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        """`context.key_arn` encrypts the WAF and API access log groups (not the S3 access logs: ELB
+        supports SSE-S3 only)."""
         super().__init__("microservices:edge:Edge", name, None, opts)
+        self._context = context
         priorities = rule_priorities(args.public_services)  # validates before any child is declared
         ports = args.target_ports if args.target_ports is not None else [s.container_port for s in args.public_services]
         service_ports = sorted(set(ports))
@@ -308,7 +302,7 @@ class Edge(pulumi.ComponentResource):
                     ),
                 )
             ],
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.web_acl_arn = self._waf(name, args, alb)
@@ -371,7 +365,7 @@ class Edge(pulumi.ComponentResource):
         bucket = aws.s3.Bucket(
             f"{name}-alb-logs",
             force_destroy=not args.is_production,
-            tags={**args.tags, "Purpose": "alb-access-logs"},
+            tags={**self._context.tags, "Purpose": "alb-access-logs"},
             opts=child,
         )
         ownership = aws.s3.BucketOwnershipControls(
@@ -423,7 +417,10 @@ class Edge(pulumi.ComponentResource):
             bucket=bucket.id,
             policy=bucket.arn.apply(
                 lambda arn: access_log_bucket_policy(
-                    arn, account_id=args.account_id, region=args.region, partition=args.partition
+                    arn,
+                    account_id=self._context.account_id,
+                    region=self._context.region,
+                    partition=self._context.partition,
                 )
             ),
             # S3 rejects concurrent bucket-configuration writes; the policy goes in after the block.
@@ -442,7 +439,7 @@ class Edge(pulumi.ComponentResource):
                 f"{name}-cert",
                 domain_name=domain,
                 validation_method="DNS",
-                tags={**args.tags, "Name": domain},
+                tags={**self._context.tags, "Name": domain},
                 opts=child,
             )
             if not args.config.hosted_zone_id:
@@ -470,7 +467,7 @@ class Edge(pulumi.ComponentResource):
 
         # ALB DNS names look like `<name>-<id>.<region>.elb.amazonaws.com` (`internal-...` for the
         # internal one). A wildcard covers exactly one label, so the SAN must include the region.
-        pattern = f"*.{args.region}.elb.{_dns_suffix(args.partition)}"
+        pattern = f"*.{self._context.region}.elb.{_dns_suffix(self._context.partition)}"
         key = tls.PrivateKey(f"{name}-tls-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         cert = tls.SelfSignedCert(
             f"{name}-tls-cert",
@@ -486,7 +483,7 @@ class Edge(pulumi.ComponentResource):
             f"{name}-cert",
             private_key=key.private_key_pem,
             certificate_body=cert.cert_pem,
-            tags={**args.tags, "Name": f"{name} self-signed"},
+            tags={**self._context.tags, "Name": f"{name} self-signed"},
             opts=child,
         )
         return imported.arn
@@ -505,7 +502,7 @@ class Edge(pulumi.ComponentResource):
                 f"{name}-{suffix}",
                 vpc_id=args.vpc_id,
                 description=ec2_description(description),
-                tags={**args.tags, "Name": f"{name}-{suffix}", "Exposure": exposure},
+                tags={**self._context.tags, "Name": f"{name}-{suffix}", "Exposure": exposure},
                 opts=child,
             )
 
@@ -587,7 +584,7 @@ class Edge(pulumi.ComponentResource):
             enable_deletion_protection=args.is_production,
             enable_waf_fail_open=False,
             access_logs=aws.lb.LoadBalancerAccessLogsArgs(bucket=log_bucket, prefix=log_prefix, enabled=True),
-            tags={**args.tags, "Name": name, "Exposure": "internal" if internal else "public"},
+            tags={**self._context.tags, "Name": name, "Exposure": "internal" if internal else "public"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
 
@@ -611,7 +608,7 @@ class Edge(pulumi.ComponentResource):
                     ),
                 )
             ],
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -634,7 +631,7 @@ class Edge(pulumi.ComponentResource):
                     ),
                 )
             ],
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -688,7 +685,7 @@ class Edge(pulumi.ComponentResource):
             visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
                 cloudwatch_metrics_enabled=True, metric_name=f"{name}-waf", sampled_requests_enabled=True
             ),
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=child,
         )
         aws.wafv2.WebAclAssociation(f"{name}-waf-alb", resource_arn=alb.arn, web_acl_arn=acl.arn, opts=child)
@@ -698,8 +695,8 @@ class Edge(pulumi.ComponentResource):
             f"{name}-waf-logs",
             name=f"aws-waf-logs-{name}",
             retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            tags=args.tags,
+            kms_key_id=self._context.key_arn,
+            tags=dict(self._context.tags),
             opts=child,
         )
         # Our own resource policy: otherwise WAF rewrites the account-wide `AWSWAF-LOGS` policy, which
@@ -719,9 +716,9 @@ class Edge(pulumi.ComponentResource):
                                 "Resource": f"{arn}:*",
                                 "Condition": {
                                     "ArnLike": {
-                                        "aws:SourceArn": f"arn:{args.partition}:logs:{args.region}:{args.account_id}:*"
+                                        "aws:SourceArn": f"arn:{self._context.partition}:logs:{self._context.region}:{self._context.account_id}:*"
                                     },
-                                    "StringEquals": {"aws:SourceAccount": args.account_id},
+                                    "StringEquals": {"aws:SourceAccount": self._context.account_id},
                                 },
                             }
                         ],
@@ -759,14 +756,14 @@ class Edge(pulumi.ComponentResource):
             f"{name}-vpc-link",
             subnet_ids=args.private_subnet_ids,
             security_group_ids=[vpc_link_sg.id],
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=child,
         )
         api = aws.apigatewayv2.Api(
             f"{name}-api",
             protocol_type="HTTP",
             description=f"{name}: public API routes to the private services through a VPC link",
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=child,
         )
         # No tlsConfig: the VPC link speaks HTTP to the internal ALB's listener. With tlsConfig, an HTTP
@@ -816,8 +813,8 @@ class Edge(pulumi.ComponentResource):
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-api-access-logs",
             retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            tags=args.tags,
+            kms_key_id=self._context.key_arn,
+            tags=dict(self._context.tags),
             opts=child,
         )
         aws.apigatewayv2.Stage(
@@ -833,7 +830,7 @@ class Edge(pulumi.ComponentResource):
                 throttling_burst_limit=args.config.api_throttle_burst,
                 detailed_metrics_enabled=True,
             ),
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=child,
         )
         self.api_id = api.id

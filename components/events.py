@@ -9,28 +9,25 @@ What follows from the specs (`services/*.py`):
 - every rule target has a retry policy and a dead-letter queue (`<name>-targets-dlq`), which only
   EventBridge rules of this bus (and the bus itself, for encryption errors) may send to.
 
-Ordering. The bus must exist before the services (they receive its ARN and their queue ARNs), but
-two of its policies name principals that the services create: the bus resource policy names the
-publishers' task roles, the topic policy names the notification function's role, and the `direct`
-rules target a function that does not exist yet. So the constructor declares everything that needs
-nothing from the services, and three methods declare the rest once the caller has built them:
+Whole at construction. The bus exists before the services (they receive its ARN and their queue
+ARNs), so everything that names a principal the services create is its OWN small component, declared
+after both sides (each takes the bus and the other side as arguments and reaches into neither):
 
-    bus = EventBus(...)                                        # bus, archive, queues, queue rules, topic
-    fn = NotificationFunction(..., queue_arn=bus.queue_arn_for("notification"), topic_arn=bus.topic_arn)
-    bus.route_to_function("notification", function_arn=fn.function_arn, function_name=fn.function_name)
-    bus.allow_topic_publishers([fn.role_arn])
+    bus = EventBus(...)           # bus, archive, queues, every rule (queue and direct), topic, registry
+    fn = LambdaService(..., queue_arn=bus.queue_arn_for("notification"), topic_arn=bus.topic_arn)
+    FunctionRoutes(..., FunctionRoutesArgs(bus=bus, service="notification", function_arn=.., function_name=..))
     services = {name: FargateMicroservice(..., publish_bus_arn=bus.bus_arn, ...) for ...}
-    bus.allow_publishers({name: svc.task_role_arn for name, svc in services.items() if publishes})
+    EventPublishers(..., EventPublishersArgs(bus=bus, task_role_arns={..}, topic_publisher_role_arns=[fn.role_arn]))
 
-Each method declares its resources as children of the bus (each may run once), so the resource
-tree is the same as if everything were known up front.
+`FunctionRoutes` holds the direct rules' targets and Lambda permissions, `EventPublishers` the bus
+resource policy and the topic policy. Their resources were children of the bus before; they carry
+`aliases` to that parent, so moving them is a rename for the engine, not a replacement.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +37,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ConfigError, EventsConfig
-from services.notification.contracts import event_pattern
+from components.context import PlatformContext
+from components.iam import deny_insecure_transport, sid
+from components.schema_registry import EventSchemaRegistry, EventSchemaRegistryArgs
+from contracts import event_pattern
 from services.spec import ServiceSpec
 
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 60
@@ -63,16 +63,10 @@ _RULE_NAME_MAX = 64 - 8
 class EventBusArgs:
     config: EventsConfig
     catalog: Sequence[ServiceSpec]
-    kms_key_arn: pulumi.Input[str]
-    """The platform key: encrypts the bus, its archive, every queue and the topic."""
-    account_id: str
-    region: str
-    partition: str
-    tags: dict[str, str]
     visibility_timeouts: Mapping[str, int] = field(default_factory=dict)
     """Queue visibility timeout per consumer service, in seconds. Every Lambda consumer with `queue`
     delivery must be listed (AWS guidance: at least 6x the function timeout plus the batching window,
-    see `NotificationSettings.queue_visibility_timeout_seconds`); container consumers default to
+    see `LambdaSettings.queue_visibility_timeout_seconds`); container consumers default to
     `DEFAULT_VISIBILITY_TIMEOUT_SECONDS`."""
     schema_dir: Path | None = None
     """`<DetailType>/v<N>.json` JSON Schemas to register in an EventBridge schema registry; none if unset."""
@@ -111,23 +105,6 @@ def _rule_name(name: str) -> str:
     return f"{name[: _RULE_NAME_MAX - 8]}-{digest}"
 
 
-def _sid(*parts: str) -> str:
-    """An alphanumeric policy statement id (`order-history` -> `OrderHistory`)."""
-    return "".join(word[0].upper() + word[1:] for part in parts for word in re.split(r"[^A-Za-z0-9]+", part) if word)
-
-
-def deny_insecure_transport(resource_arn: str, action: str) -> dict[str, Any]:
-    """The statement AWS recommends on every queue and topic: refuse any request not made over TLS."""
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": action,
-        "Resource": resource_arn,
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-
-
 def _policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
@@ -147,7 +124,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
         principal = {"AWS": role_arn}
         statements += [
             {
-                "Sid": _sid("Publish", service),
+                "Sid": sid("Publish", service),
                 "Effect": "Allow",
                 "Principal": principal,
                 "Action": "events:PutEvents",
@@ -157,7 +134,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
                 },
             },
             {
-                "Sid": _sid("DenyForeignSource", service),
+                "Sid": sid("DenyForeignSource", service),
                 "Effect": "Deny",
                 "Principal": principal,
                 "Action": "events:PutEvents",
@@ -165,7 +142,7 @@ def publisher_policy(bus_arn: str, publishers: Mapping[str, tuple[str, Sequence[
                 "Condition": {"StringNotEquals": {"events:source": source}},
             },
             {
-                "Sid": _sid("DenyUndeclaredType", service),
+                "Sid": sid("DenyUndeclaredType", service),
                 "Effect": "Deny",
                 "Principal": principal,
                 "Action": "events:PutEvents",
@@ -228,15 +205,22 @@ class EventBus(pulumi.ComponentResource):
     targets_dlq_arn: pulumi.Output[str]
     routes: list[Route]
     contracts: EventSchemaRegistry | None
+    direct_rules: dict[str, list[tuple[Route, aws.cloudwatch.EventRule]]]
+    """The `direct` rules by consumer service (their targets and permissions: `FunctionRoutes`)."""
+    component_name: str
 
-    def __init__(self, name: str, args: EventBusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: EventBusArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        """`context.key_arn` encrypts the bus, its archive, every queue and the topic."""
         super().__init__("microservices:events:EventBus", name, None, opts)
         self._name = name
+        self.component_name = name
+        self._context = context
         self._args = args
         self._specs = {s.name: s for s in args.catalog}
         self.routes = routes_from_catalog(args.catalog)
         self._check_visibility_timeouts()
-        self._done: set[str] = set()
         self._queues: dict[str, aws.sqs.Queue] = {}
         self._dlqs: dict[str, aws.sqs.Queue] = {}
         self.rules: dict[Route, aws.cloudwatch.EventRule] = {}
@@ -244,11 +228,12 @@ class EventBus(pulumi.ComponentResource):
         self._create_bus()
         self._create_consumer_queues()
         self._create_queue_routes()
+        self.direct_rules = self._create_direct_rules()
         self._create_topic()
         self.contracts = (
             EventSchemaRegistry(
                 f"{name}-contracts",
-                EventSchemaRegistryArgs(schema_dir=args.schema_dir, catalog=args.catalog, tags=args.tags),
+                EventSchemaRegistryArgs(schema_dir=args.schema_dir, catalog=args.catalog, tags=dict(context.tags)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             if args.schema_dir is not None
@@ -291,91 +276,23 @@ class EventBus(pulumi.ComponentResource):
             raise KeyError(f"service {service!r} has no queue (no `queue` subscription); services with one: {has}")
         return self._queues[service]
 
-    # --- declared once the principals exist ---------------------------------------------------
+    @property
+    def publishers(self) -> dict[str, tuple[str, ...]]:
+        """Detail-types each publishing service puts on the bus, by service."""
+        return {name: spec.publishes for name, spec in sorted(self._specs.items()) if spec.publishes}
 
-    def route_to_function(
-        self, service: str, *, function_arn: pulumi.Input[str], function_name: pulumi.Input[str]
-    ) -> list[aws.cloudwatch.EventRule]:
-        """Declare the `direct` rules of Lambda consumer `service`: each targets the function, with a
-        retry policy and the targets' DLQ, and may invoke it only through a permission scoped to the
-        rule's ARN."""
-        self._once(f"route:{service}")
-        routes = [r for r in self.routes if r.consumer == service and r.delivery == "direct"]
-        if not routes:
-            raise ValueError(f"EventBus.route_to_function: service {service!r} has no `direct` subscription")
-        rules = []
-        for route in routes:
-            rule = self._rule(route)
-            base = _rule_name(f"{self._name}-{route.consumer}-{route.publisher}-direct")
-            aws.cloudwatch.EventTarget(
-                f"{base}-target",
-                rule=rule.name,
-                event_bus_name=self.bus_name,
-                arn=function_arn,
-                retry_policy=self._retry_policy(),
-                dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=self._targets_dlq.arn),
-                opts=self._child(),
-            )
-            aws.lambda_.Permission(
-                f"{base}-invoke",
-                action="lambda:InvokeFunction",
-                function=function_name,
-                principal="events.amazonaws.com",
-                source_arn=rule.arn,
-                opts=self._child(),
-            )
-            rules.append(rule)
-        return rules
+    @property
+    def topic(self) -> aws.sns.Topic:
+        return self._topic
 
-    def allow_topic_publishers(self, role_arns: Sequence[pulumi.Input[str]]) -> aws.sns.TopicPolicy:
-        """Topic policy: only these roles (the notification function's) may publish, and only over TLS."""
-        self._once("topic-policy")
-        if not role_arns:
-            raise ValueError("EventBus.allow_topic_publishers: at least one role ARN is required")
-        return aws.sns.TopicPolicy(
-            f"{self._name}-notifications-policy",
-            arn=self._topic.arn,
-            policy=pulumi.Output.all(self._topic.arn, *role_arns).apply(lambda v: topic_policy(v[0], v[1:])),
-            opts=self._child(),
-        )
-
-    def allow_publishers(self, role_arns_by_service: Mapping[str, pulumi.Input[str]]) -> aws.cloudwatch.EventBusPolicy:
-        """Bus resource policy naming every publisher's task role (see `publisher_policy`).
-
-        Keys must be exactly the services whose spec `publishes` something: a missing one could not
-        publish, an extra one would be granted a source nobody declared.
-        """
-        self._once("bus-policy")
-        publishers = {s.name: s.publishes for s in self._specs.values() if s.publishes}
-        missing = sorted(set(publishers) - set(role_arns_by_service))
-        extra = sorted(set(role_arns_by_service) - set(publishers))
-        if missing or extra:
-            raise ValueError(
-                "EventBus.allow_publishers: pass one task role per publishing service "
-                f"({', '.join(sorted(publishers))}); missing: {missing or 'none'}, not publishers: {extra or 'none'}"
-            )
-        services = sorted(publishers)
-
-        def render(values: list[Any]) -> str:
-            bus_arn, *roles = values
-            return publisher_policy(bus_arn, {s: (r, publishers[s]) for s, r in zip(services, roles, strict=True)})
-
-        return aws.cloudwatch.EventBusPolicy(
-            f"{self._name}-bus-policy",
-            event_bus_name=self.bus_name,
-            policy=pulumi.Output.all(self.bus_arn, *(role_arns_by_service[s] for s in services)).apply(render),
-            opts=self._child(),
-        )
+    def retry_policy(self) -> aws.cloudwatch.EventTargetRetryPolicyArgs:
+        """Every rule target's retry policy (an hour, then the targets' DLQ)."""
+        return self._retry_policy()
 
     # --- resources ----------------------------------------------------------------------------
 
     def _child(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self)
-
-    def _once(self, what: str) -> None:
-        if what in self._done:
-            raise ValueError(f"EventBus {self._name}: {what} was already declared")
-        self._done.add(what)
 
     def _check_visibility_timeouts(self) -> None:
         queue_consumers = {r.consumer for r in self.routes if r.delivery == "queue"}
@@ -390,10 +307,10 @@ class EventBus(pulumi.ComponentResource):
                 )
 
     def _encrypted_queue(self, name: str, *, retention: int, visibility: int | None = None, **extra: Any) -> Any:
-        tags = {**self._args.tags, **extra.pop("tags", {})}
+        tags = {**self._context.tags, **extra.pop("tags", {})}
         return aws.sqs.Queue(
             name,
-            kms_master_key_id=self._args.kms_key_arn,
+            kms_master_key_id=self._context.key_arn,
             kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
             message_retention_seconds=retention,
             visibility_timeout_seconds=visibility,
@@ -413,16 +330,14 @@ class EventBus(pulumi.ComponentResource):
         bus = aws.cloudwatch.EventBus(
             f"{self._name}-bus",
             description=f"{self._name}: domain events of the microservices platform",
-            kms_key_identifier=args.kms_key_arn,
+            kms_key_identifier=self._context.key_arn,
             dead_letter_config=aws.cloudwatch.EventBusDeadLetterConfigArgs(arn=self._targets_dlq.arn),
-            tags=args.tags,
+            tags=dict(self._context.tags),
             opts=self._child(),
         )
         self.bus_arn = bus.arn
         self.bus_name = bus.name
-        rules_arn = pulumi.Output.concat(
-            f"arn:{args.partition}:events:{args.region}:{args.account_id}:rule/", bus.name, "/*"
-        )
+        rules_arn = pulumi.Output.concat(self._context.arn("events", "rule/"), bus.name, "/*")
         aws.sqs.QueuePolicy(
             f"{self._name}-targets-dlq-policy",
             queue_url=self._targets_dlq.url,
@@ -443,7 +358,7 @@ class EventBus(pulumi.ComponentResource):
             # Only the platform's own sources: anything else on the bus is not a domain event.
             event_pattern=json.dumps({"source": sources}),
             retention_days=args.config.archive_retention_days,
-            kms_key_identifier=args.kms_key_arn,
+            kms_key_identifier=self._context.key_arn,
             opts=self._child(),
         )
         self.archive_arn = archive.arn
@@ -501,7 +416,7 @@ class EventBus(pulumi.ComponentResource):
             f"({route.delivery})",
             event_bus_name=self.bus_name,
             event_pattern=json.dumps(route.pattern),
-            tags={**self._args.tags, "Service": route.consumer},
+            tags={**self._context.tags, "Service": route.consumer},
             opts=self._child(),
         )
         self.rules[route] = rule
@@ -529,194 +444,20 @@ class EventBus(pulumi.ComponentResource):
                 opts=self._child(),
             )
 
+    def _create_direct_rules(self) -> dict[str, list[tuple[Route, aws.cloudwatch.EventRule]]]:
+        """The rules of `direct` subscriptions: declared here, with every other rule of the bus; what they
+        invoke (a function that exists only later) is `FunctionRoutes`."""
+        rules: dict[str, list[tuple[Route, aws.cloudwatch.EventRule]]] = {}
+        for route in (r for r in self.routes if r.delivery == "direct"):
+            rules.setdefault(route.consumer, []).append((route, self._rule(route)))
+        return rules
+
     def _create_topic(self) -> None:
         self._topic = aws.sns.Topic(
             f"{self._name}-notifications",
             display_name="Platform notifications",
-            kms_master_key_id=self._args.kms_key_arn,
-            tags=self._args.tags,
+            kms_master_key_id=self._context.key_arn,
+            tags=dict(self._context.tags),
             opts=self._child(),
         )
         self.topic_arn = self._topic.arn
-
-
-# --- versioned event contracts ------------------------------------------------------------------
-
-DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
-DRAFT_04 = "http://json-schema.org/draft-04/schema#"
-_SCHEMA_FILE = re.compile(r"^v([1-9][0-9]*)\.json$")
-_SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.@_-]{0,384}$")
-
-# Keywords with the same meaning in draft 2020-12 and draft-04 (copied as they are).
-_SAME_IN_DRAFT4 = frozenset(
-    {
-        "type",
-        "enum",
-        "required",
-        "minItems",
-        "maxItems",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "format",
-        "minimum",
-        "maximum",
-        "title",
-        "description",
-        "default",
-    }
-)
-_DROPPED = frozenset({"$comment", "examples"})
-"""Annotations draft-04 does not know; dropping them changes no verdict."""
-
-
-def to_draft4(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Convert a draft 2020-12 contract to JSON Schema draft-04, the newest dialect EventBridge's schema
-    registry accepts (`JSONSchemaDraft4`; the other type is `OpenApi3`).
-
-    The contracts only use keywords with a direct draft-04 equivalent: `$id` -> `id`, `$defs` ->
-    `definitions` (and `$ref`s to them), `const: x` -> `enum: [x]`, numeric `exclusiveMinimum/Maximum`
-    -> `minimum/maximum` + boolean flag, boolean schemas -> `{}` / `{"not": {}}`, and a `$ref` with
-    sibling assertions -> `allOf` (draft-04 ignores siblings of `$ref`). Any other keyword raises, so
-    a contract can never be registered with a silently weaker meaning. One known difference remains:
-    draft-04 validators treat 1.0 as not an `integer` (2020-12 does); the registry documents the
-    contract, the handler's validator enforces it.
-    """
-    if schema.get("$schema") != DRAFT_2020_12:
-        raise ValueError(f"expected a draft 2020-12 schema ($schema {DRAFT_2020_12!r}), got {schema.get('$schema')!r}")
-    converted = _convert(schema, "#")
-    assert isinstance(converted, dict)
-    return {"$schema": DRAFT_04, **converted}
-
-
-def _convert(node: Any, where: str) -> Any:
-    if node is True:
-        return {}
-    if node is False:
-        return {"not": {}}
-    if not isinstance(node, Mapping):
-        raise ValueError(f"{where}: a schema must be an object or a boolean")
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "$schema" or key in _DROPPED:
-            continue
-        if key == "$id":
-            out["id"] = value
-        elif key == "$defs":
-            out["definitions"] = {k: _convert(v, f"{where}/$defs/{k}") for k, v in value.items()}
-        elif key == "$ref":
-            if not isinstance(value, str) or not value.startswith("#/$defs/"):
-                raise ValueError(f"{where}: only local $refs to #/$defs/... can be converted, got {value!r}")
-            out["$ref"] = "#/definitions/" + value.removeprefix("#/$defs/")
-        elif key == "const":
-            if "enum" in node:
-                raise ValueError(f"{where}: both const and enum; merge them into one")
-            out["enum"] = [value]
-        elif key == "properties":
-            out["properties"] = {k: _convert(v, f"{where}/properties/{k}") for k, v in value.items()}
-        elif key in ("items", "additionalProperties"):
-            if key == "items" and not isinstance(value, Mapping | bool):
-                raise ValueError(f"{where}: tuple-form items has no draft-04 equivalent here")
-            out[key] = value if key == "additionalProperties" and isinstance(value, bool) else _convert(value, where)
-        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
-            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
-            other = node.get(bound)
-            tighter = other is None or (value >= other if bound == "minimum" else value <= other)
-            if tighter:
-                out[bound] = value
-                out[key] = True
-        elif key == "required":
-            if value:  # draft-04 requires at least one element
-                out[key] = list(value)
-        elif key in _SAME_IN_DRAFT4:
-            if key in ("minimum", "maximum") and key in out:
-                continue  # already set by a tighter exclusive bound
-            out[key] = value
-        else:
-            raise ValueError(f"{where}: keyword {key!r} has no JSON Schema draft-04 equivalent in this converter")
-    if "$ref" in out and any(k not in ("$ref", "title", "description", "default") for k in out):
-        ref = {"$ref": out.pop("$ref")}
-        annotations = {k: out.pop(k) for k in ("title", "description", "default") if k in out}
-        return {**annotations, "allOf": [ref, out]}
-    return out
-
-
-@dataclass(frozen=True)
-class Contract:
-    detail_type: str
-    version: int
-    source: str
-    path: Path
-
-    @property
-    def schema_name(self) -> str:
-        """Registry name `<source>@<DetailType>-v<N>`, e.g. `microservices.order@OrderPlaced-v2`."""
-        return f"{self.source}@{self.detail_type}-v{self.version}"
-
-
-def discover_contracts(schema_dir: Path, catalog: Sequence[ServiceSpec]) -> list[Contract]:
-    """Every `<DetailType>/v<N>.json` under `schema_dir`, with the source of the service publishing it.
-
-    A contract whose detail-type no spec publishes is an error (a stale file or a typo), as is a
-    detail-type published by two services (the registry name would be ambiguous).
-    """
-    publishers: dict[str, list[str]] = {}
-    for spec in catalog:
-        for detail_type in spec.publishes:
-            publishers.setdefault(detail_type, []).append(spec.event_source)
-    contracts = []
-    for type_dir in sorted(p for p in schema_dir.iterdir() if p.is_dir()):
-        for path in sorted(type_dir.iterdir()):
-            match = _SCHEMA_FILE.match(path.name)
-            if not match:
-                continue
-            sources = publishers.get(type_dir.name, [])
-            if len(sources) != 1:
-                who = "no service publishes it" if not sources else f"published by {', '.join(sources)}"
-                raise ConfigError(f"event contract {path}: detail-type {type_dir.name!r} needs one publisher; {who}")
-            contract = Contract(type_dir.name, int(match.group(1)), sources[0], path)
-            if not _SCHEMA_NAME.match(contract.schema_name):
-                raise ConfigError(f"event contract {path}: {contract.schema_name!r} is not a valid schema name")
-            contracts.append(contract)
-    return sorted(contracts, key=lambda c: (c.detail_type, c.version))
-
-
-@dataclass(frozen=True)
-class EventSchemaRegistryArgs:
-    schema_dir: Path
-    catalog: Sequence[ServiceSpec]
-    tags: dict[str, str]
-
-
-class EventSchemaRegistry(pulumi.ComponentResource):
-    """An EventBridge schema registry with one schema per contract type AND version (each version is
-    its own schema, not a registry revision of one schema, so v1 and v2 stay visible side by side
-    while producers emit both)."""
-
-    registry_name: pulumi.Output[str]
-    schema_names: list[str]
-
-    def __init__(self, name: str, args: EventSchemaRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("microservices:events:EventSchemaRegistry", name, None, opts)
-        contracts = discover_contracts(args.schema_dir, args.catalog)
-        registry = aws.schemas.Registry(
-            f"{name}-registry",
-            description="Versioned contracts of the platform's domain events (EventBridge detail)",
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        for contract in contracts:
-            document = json.loads(contract.path.read_text(encoding="utf-8"))
-            aws.schemas.Schema(
-                f"{name}-{contract.detail_type}-v{contract.version}",
-                name=contract.schema_name,
-                registry_name=registry.name,
-                type="JSONSchemaDraft4",
-                content=json.dumps(to_draft4(document), sort_keys=True),
-                description=str(document.get("description") or document.get("title") or "")[:256],
-                tags=args.tags,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        self.registry_name = registry.name
-        self.schema_names = [c.schema_name for c in contracts]
-        self.register_outputs({"registryName": self.registry_name, "schemaNames": self.schema_names})

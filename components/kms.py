@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.context import PlatformContext
+
 
 @dataclass(frozen=True)
 class PlatformKeyArgs:
-    account_id: str
-    region: str
-    partition: str
-    tags: dict[str, str]
+    deletion_window_in_days: int = 30
+    """How long a scheduled key deletion can still be cancelled (AWS: 7 to 30 days)."""
 
 
 def key_policy(account_id: str, region: str, partition: str) -> str:
@@ -85,15 +85,18 @@ class PlatformKey(pulumi.ComponentResource):
     key_arn: pulumi.Output[str]
     key_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: PlatformKeyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: PlatformKeyArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        """The key every other component encrypts with; `context` needs no key yet (this creates it)."""
         super().__init__("microservices:kms:PlatformKey", name, None, opts)
         key = aws.kms.Key(
             f"{name}-key",
             description=f"{name}: encryption at rest for the microservices platform",
             enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=key_policy(args.account_id, args.region, args.partition),
-            tags=args.tags,
+            deletion_window_in_days=args.deletion_window_in_days,
+            policy=key_policy(context.account_id, context.region, context.partition),
+            tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
         aws.kms.Alias(

@@ -32,7 +32,7 @@ defines) to plug in:
   EndEntityCertificate/V1 template), stored in ONE Secrets Manager secret per service (certificate
   chain, key and CA bundle as the JSON document `mesh_secret_document()` defines; KMS-encrypted with
   the platform key; its value a Pulumi secret end to end) that only that service's execution role may
-  read (`restrict_identity`).
+  read (its secret policy: `components.wiring.MeshConnections`).
 * **Rotation.** pulumi-tls re-issues a self-managed certificate on the first `pulumi up` inside its
   last `certRenewalHours` (`early_renewal_hours`). ACM PCA certificates have no such switch, so the
   component derives a renewal epoch from the clock, `floor(now / (validity - renewal))`, and uses it
@@ -45,25 +45,27 @@ defines) to plug in:
   and in `redeploy_triggers`, so a re-issued certificate changes the task definition and forces a new
   deployment.
 * **Security groups mirror the call graph.** Only the mesh port, and only from each allowed caller's
-  security group (`connect_security_groups`); the app port stays closed to everyone but its own
+  security group (`components.wiring.MeshConnections`); the app port stays closed to everyone but its own
   sidecar (same task), and a public service's load balancer targets the sidecar's TLS edge port.
 
-Ordering. The identities exist before the services, but the execution roles and security groups the
-mesh must name are created by the services; like `EventBus`, the constructor declares everything that
-needs nothing from them and two methods declare the rest, as children of the mesh:
+Whole at construction. The identities exist before the services, but the execution roles and security
+groups that must be named are created by the services; those rules and policies are the separate
+`components.wiring.MeshConnections`, declared after the services (its resources alias this component,
+their first parent):
 
     mesh = ServiceMesh(prefix, ServiceMeshArgs(...))
     services = {
         name: FargateMicroservice(f"{prefix}-{name}", FargateMicroserviceArgs(
             ...,
-            mesh=mesh.attachment_for(name),
+            mesh=mesh.attachment_for(name, component_name=f"{prefix}-{name}"),
             alb=AlbAttachment.from_edge(edge.attachment, **mesh.alb_target(name)) if public else None,
         ))
         for name in ...
     }
-    for name, service in services.items():
-        mesh.restrict_identity(name, service.execution_role_arn)
-    mesh.connect_security_groups({name: s.security_group_id for name, s in services.items()})
+    MeshConnections(f"{prefix}-mesh", MeshConnectionsArgs(mesh=mesh, security_group_ids=.., execution_role_arns=..))
+
+Allowed callers follow BOTH sides of the call graph: a caller's `calls` and the callee's `accepts`
+(`mesh_views`); the catalog refuses a call the callee does not accept, so the two always agree.
 
 ECS Service Connect is deliberately not offered: its TLS is not mutual (no client certificates), so it
 could never replace the sidecars, and the policy pack's `mtls-required` rule reports any service that
@@ -85,8 +87,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
-from components.aws_limits import ec2_description
 from components.config import ConfigError, MeshConfig
+from components.context import PlatformContext
 from components.envoy import (
     ACM_PCA_END_ENTITY_TEMPLATE_ARN,
     EDGE_PORT,
@@ -172,7 +174,10 @@ def mesh_views(catalog: Sequence[ServiceSpec], *, environment: str, trust_domain
             trust_domain=trust_domain,
             namespace=namespace,
             app_port=spec.container_port,
-            allowed_callers=tuple(sorted(c.name for c in fargate.values() if name in c.calls)),
+            # Both sides of the call graph: callers that call this service AND that it accepts.
+            allowed_callers=tuple(
+                sorted(c.name for c in fargate.values() if name in c.calls and c.name in spec.accepts)
+            ),
             upstreams=spec.calls,
             public=spec.is_public,
         )
@@ -283,15 +288,9 @@ def envoy_container(
 @dataclass(frozen=True)
 class ServiceMeshArgs:
     config: MeshConfig
-    environment: str
     catalog: Sequence[ServiceSpec]
     """Every spec; the Fargate ones get an identity, `calls` between them is the call graph."""
     vpc_id: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
-    """The platform key: encrypts the identity secrets."""
-    region: str
-    partition: str
-    tags: Mapping[str, str]
     protect: bool = False
     """`protect` the CA (pass `data.protectResources`): destroying or replacing it breaks every identity."""
     rotation: str = DEFAULT_ROTATION
@@ -356,21 +355,28 @@ class ServiceMesh(pulumi.ComponentResource):
     identities: dict[str, MeshIdentity]
     rotation_triggers: dict[str, str]
     """The `replacement_trigger` of each service's workload key: a new value re-keys and re-issues."""
+    component_name: str
+    """This component's name: the prefix of every child's name (and of `MeshConnections`' resources)."""
+    tags: dict[str, str]
 
-    def __init__(self, name: str, args: ServiceMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ServiceMeshArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        """`context.key_arn` encrypts the identity secrets; `context.environment` is in every SPIFFE id."""
         # Everything that can be wrong with the config or the call graph fails before any registration.
         config = args.config
-        self._views = mesh_views(args.catalog, environment=args.environment, trust_domain=config.trust_domain)
+        self._context = context
+        self._views = mesh_views(args.catalog, environment=context.environment, trust_domain=config.trust_domain)
         super().__init__("microservices:mesh:ServiceMesh", name, None, opts)
         self._name = name
         self._args = args
-        self._tags = {**args.tags, "Component": "mesh"}
+        self._tags = context.with_tags(Component="mesh")
+        self.tags = dict(self._tags)
+        self.component_name = name
         self._secrets: dict[str, aws.secretsmanager.Secret] = {}
-        self._restricted: set[str] = set()
-        self._connected = False
         self.rotation_triggers = {}
         self.trust_domain = config.trust_domain
-        self.namespace_name = f"{args.environment}.{config.trust_domain}"
+        self.namespace_name = f"{self._context.environment}.{config.trust_domain}"
 
         self._namespace()
         if config.certificate_authority == "privateCa":
@@ -401,25 +407,25 @@ class ServiceMesh(pulumi.ComponentResource):
             raise KeyError(f"{service!r} is not a Fargate service of the mesh (known: {sorted(self.identities)})")
         return self.identities[service]
 
-    def attachment_for(self, service: str, *, component_name: str | None = None) -> MeshAttachment:
+    def attachment_for(self, service: str, *, component_name: str) -> MeshAttachment:
         """The FargateMicroservice's `mesh=` argument. `component_name` is the microservice component's
-        name (default `<mesh name>-<service>`, e.g. `ms-dev-order`): the sidecar logs to its log group.
+        name (e.g. `ms-dev-order`, passed by its builder): the sidecar logs to that component's log group.
 
         * `sidecars`: the Envoy container (the app `dependsOn` it HEALTHY);
         * `app_environment`: `<UPSTREAM>_SERVICE_URL` per upstream (plain http to 127.0.0.1);
         * `secret_arns`: the identity secret (execution role: GetSecretValue + kms:Decrypt);
         * `registry_arn`: the Cloud Map service (ECS `service_registries`);
         * `redeploy_triggers`: the certificate serial (a re-issued certificate rolls the service).
-        Security-group rules are NOT in it (`ingress`/`egress` stay empty): they name other services'
-        groups, which do not exist yet; `connect_security_groups` declares them afterwards.
+        Security-group rules are NOT in it: they name other services' groups, which do not exist yet;
+        `components.wiring.MeshConnections` declares them after the services.
         """
         identity = self.identity(service)
-        component = component_name or f"{self._name}-{service}"
+        component = component_name
         sidecar = envoy_container(
             identity.view,
             secret_arn=identity.secret_arn,
             certificate_serial=identity.certificate_serial,
-            log_configuration=log_configuration(component, self._args.region, ENVOY_CONTAINER),
+            log_configuration=log_configuration(component, self._context.region, ENVOY_CONTAINER),
             image=self._args.envoy_image,
         )
         return MeshAttachment(
@@ -437,57 +443,6 @@ class ServiceMesh(pulumi.ComponentResource):
         if identity.edge_port is None:
             raise ValueError(f"{service!r} is not public: it has no edge listener for a load balancer")
         return {"target_port": identity.edge_port, "target_protocol": "HTTPS", "target_container_name": ENVOY_CONTAINER}
-
-    def restrict_identity(self, service: str, execution_role_arn: pulumi.Input[str]) -> aws.secretsmanager.SecretPolicy:
-        """Make `service`'s identity secret readable by its execution role only (once per service)."""
-        self.identity(service)
-        if service in self._restricted:
-            raise ValueError(f"restrict_identity({service!r}) was already called")
-        self._restricted.add(service)
-        secret = self._secrets[service]
-        return aws.secretsmanager.SecretPolicy(
-            f"{self._name}-{service}-identity-policy",
-            secret_arn=secret.arn,
-            policy=pulumi.Output.from_input(execution_role_arn).apply(identity_secret_policy),
-            block_public_policy=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-
-    def connect_security_groups(self, security_group_ids: Mapping[str, pulumi.Input[str]]) -> None:
-        """The east-west rules of the call graph, and nothing else: for every caller -> callee edge,
-        the callee's group admits the caller's group on MESH_PORT and the caller's group may send to
-        the callee's group on MESH_PORT. `security_group_ids`: each Fargate service's own group."""
-        if self._connected:
-            raise ValueError("connect_security_groups was already called")
-        missing = sorted(set(self._views) - set(security_group_ids))
-        if missing:
-            raise ValueError(f"connect_security_groups: no security group for {', '.join(missing)}")
-        self._connected = True
-        child = pulumi.ResourceOptions(parent=self)
-        for callee, view in self._views.items():
-            for caller in view.allowed_callers:
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{self._name}-{callee}-mesh-from-{caller}",
-                    security_group_id=security_group_ids[callee],
-                    referenced_security_group_id=security_group_ids[caller],
-                    ip_protocol="tcp",
-                    from_port=MESH_PORT,
-                    to_port=MESH_PORT,
-                    description=ec2_description(f"mTLS mesh: {caller} sidecar to {callee} sidecar"),
-                    tags={**self._tags, "Service": callee},
-                    opts=child,
-                )
-                aws.vpc.SecurityGroupEgressRule(
-                    f"{self._name}-{caller}-mesh-to-{callee}",
-                    security_group_id=security_group_ids[caller],
-                    referenced_security_group_id=security_group_ids[callee],
-                    ip_protocol="tcp",
-                    from_port=MESH_PORT,
-                    to_port=MESH_PORT,
-                    description=ec2_description(f"mTLS mesh: {caller} sidecar to {callee} sidecar"),
-                    tags={**self._tags, "Service": caller},
-                    opts=child,
-                )
 
     def exports(self) -> dict[str, Any]:
         """Stack outputs: the namespace, the trust domain, the CA (ARN for Private CA) and its fingerprint."""
@@ -507,7 +462,7 @@ class ServiceMesh(pulumi.ComponentResource):
             f"{self._name}-namespace",
             name=self.namespace_name,
             vpc=self._args.vpc_id,
-            description=f"mTLS mesh discovery of the {self._args.environment} services (<service>.{self.namespace_name})",
+            description=f"mTLS mesh discovery of the {self._context.environment} services (<service>.{self.namespace_name})",
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -517,9 +472,9 @@ class ServiceMesh(pulumi.ComponentResource):
     def _ca_subject(self) -> dict[str, str]:
         """CN `<env> mesh CA`, O the trust domain, OU the environment (each within X.500's 64 characters)."""
         return {
-            "common_name": f"{self._args.environment} mesh CA",
+            "common_name": f"{self._context.environment} mesh CA",
             "organization": self.trust_domain,
-            "organizational_unit": self._args.environment,
+            "organizational_unit": self._context.environment,
         }
 
     def _self_managed_ca(self) -> None:
@@ -573,7 +528,7 @@ class ServiceMesh(pulumi.ComponentResource):
             certificate_authority_arn=ca.arn,
             certificate_signing_request=ca.certificate_signing_request,
             signing_algorithm=PCA_SIGNING_ALGORITHM,
-            template_arn=f"arn:{args.partition}:acm-pca:::template/{PCA_ROOT_TEMPLATE}",
+            template_arn=f"arn:{self._context.partition}:acm-pca:::template/{PCA_ROOT_TEMPLATE}",
             validity={"type": "YEARS", "value": str(PCA_ROOT_VALIDITY_YEARS)},
             opts=opts,
         )
@@ -633,7 +588,7 @@ class ServiceMesh(pulumi.ComponentResource):
                 certificate_authority_arn=self._pca.arn,
                 certificate_signing_request=csr.cert_request_pem,
                 signing_algorithm=PCA_SIGNING_ALGORITHM,
-                template_arn=ACM_PCA_END_ENTITY_TEMPLATE_ARN.replace("arn:aws:", f"arn:{args.partition}:", 1),
+                template_arn=ACM_PCA_END_ENTITY_TEMPLATE_ARN.replace("arn:aws:", f"arn:{self._context.partition}:", 1),
                 validity={"type": "DAYS", "value": str(params.validity_period_days)},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self._activation] if self._activation else []),
             )
@@ -642,12 +597,12 @@ class ServiceMesh(pulumi.ComponentResource):
             serial = issued.arn.apply(lambda arn: arn.rsplit("/certificate/", 1)[-1])
         secret = aws.secretsmanager.Secret(
             f"{name}-identity",
-            name=f"microservices/{args.environment}/{svc}/mesh-identity",
+            name=f"microservices/{self._context.environment}/{svc}/mesh-identity",
             description=(
                 f"mTLS workload identity of {svc} ({view.identity}): certificate chain, private key and mesh CA "
                 "bundle for its Envoy sidecar. Issued by Pulumi; readable by its ECS execution role only."
             ),
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=self._context.key_arn,
             recovery_window_in_days=30 if args.protect else 7,
             tags={**self._tags, "Service": svc},
             opts=child,

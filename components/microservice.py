@@ -35,9 +35,10 @@ import pulumi_aws as aws
 
 from components.cluster import capacity_strategy
 from components.config import ComputeConfig, DataConfig, ObservabilityConfig, ServiceSizing
+from components.context import PlatformContext
 from components.datastores import ContainerSecret, DataStore, DataStoreArgs, StoreBinding, create_store
 from components.edge import EdgeAttachment, EdgeListener, path_patterns
-from components.iam import Statement, allow, policy_document, service_assume_role_policy
+from components.iam import Statement, allow, policy_document, trust_policy
 from services.spec import ServiceSpec
 
 __all__ = [
@@ -125,7 +126,7 @@ class MeshAttachment:
     """What the mTLS mesh gives a service. Every field is optional; the defaults add nothing.
 
     Security-group rules for the mesh port are not part of it: callers' groups do not exist yet when
-    the attachment is built, so `ServiceMesh.connect_security_groups` declares them after all services."""
+    the attachment is built, so `components.wiring.MeshConnections` declares them after all services."""
 
     sidecars: Sequence[Mapping[str, Any]] = ()
     """ECS container definitions (camelCase, as in the task definition JSON; values may be Inputs).
@@ -151,7 +152,6 @@ class FargateMicroserviceArgs:
     spec: ServiceSpec
     sizing: ServiceSizing
     """Resolved sizing (`PlatformInputs.sizing[name]`); `image` must be set."""
-    environment: str
     compute: ComputeConfig
     data: DataConfig
     observability: ObservabilityConfig
@@ -162,15 +162,13 @@ class FargateMicroserviceArgs:
     """Where the service's data stores live."""
     cluster_arn: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
-    account_id: str
-    region: str
-    partition: str
-    tags: Mapping[str, str]
     exec_log_group_name: pulumi.Input[str] | None = None
     """The cluster's ECS Exec log group; the task role may write session logs to it when Exec is on."""
     alarm_topic_arn: pulumi.Input[str] | None = None
     """SNS topic for alarm and OK notifications; alarms still exist (dashboard state) without one."""
+    alarm_name_prefix: str = ""
+    """What every alarm name must start with for the topic to accept it (`Observability.alarm_name_prefix`);
+    checked before any resource is declared, so a rename cannot silently drop alarms."""
     alb: AlbAttachment | None = None
     """Public routing; only for specs with `public_paths`."""
     publish_bus_arn: pulumi.Input[str] | None = None
@@ -178,6 +176,8 @@ class FargateMicroserviceArgs:
     consume_queue_arns: Sequence[pulumi.Input[str]] = ()
     """SQS queues this service polls (grants exactly the consumer actions on them)."""
     mesh: MeshAttachment | None = None
+    app_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Extra plain settings for the app from the data patterns (saga command queue URL, saga ARN). Never credentials."""
     image: pulumi.Input[str] | None = None
     """The app image when this program builds it (a `ServiceImage.image_ref`); otherwise `sizing.image`."""
     image_repository_arn: pulumi.Input[str] | None = None
@@ -260,14 +260,28 @@ class FargateMicroservice(pulumi.ComponentResource):
     secret_arns: dict[str, pulumi.Output[str]]
     """Secret ARN per `SecretRef.env_name` (operators put the values there out of band)."""
 
-    def __init__(self, name: str, args: FargateMicroserviceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("microservices:service:FargateMicroservice", name, None, opts)
+    def __init__(
+        self,
+        name: str,
+        args: FargateMicroserviceArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`context`: environment, account, region, partition, base tags and the platform key (which
+        encrypts its log group, secrets and data stores)."""
         _validate(args)
+        self._context = context
+        if not name.startswith(args.alarm_name_prefix):
+            raise ValueError(
+                f"FargateMicroservice {name!r}: its alarms would be named {name}-..., which the alarm topic refuses "
+                f"(it accepts only alarms named {args.alarm_name_prefix}...); name the component with that prefix"
+            )
+        super().__init__("microservices:service:FargateMicroservice", name, None, opts)
         spec = args.spec
         self.spec = spec
         self._name = name
         self._args = args
-        self._tags = {**args.tags, "Service": spec.name}
+        self._tags = context.with_tags(Service=spec.name)
         self.container_name = APP_CONTAINER
         self.container_port = spec.container_port
 
@@ -305,7 +319,7 @@ class FargateMicroservice(pulumi.ComponentResource):
         return pulumi.ResourceOptions(parent=self, **extra)
 
     def _log_configuration(self, stream_prefix: str) -> dict[str, Any]:
-        config = log_configuration(self._name, self._args.region, stream_prefix)
+        config = log_configuration(self._name, self._context.region, stream_prefix)
         # The same name, as the log group's output: the task definition then depends on the group.
         config["options"]["awslogs-group"] = self.log_group_name
         return config
@@ -340,15 +354,15 @@ class FargateMicroservice(pulumi.ComponentResource):
         args = self._args
         store_args = DataStoreArgs(
             owner=args.spec.name,
-            environment=args.environment,
+            environment=self._context.environment,
             data=args.data,
             log_retention_days=args.observability.log_retention_days,
             vpc_id=args.vpc_id,
             subnet_ids=args.isolated_subnet_ids,
             owner_security_group_id=self.security_group_id,
-            kms_key_arn=args.kms_key_arn,
-            region=args.region,
-            tags=args.tags,
+            kms_key_arn=self._context.key_arn,
+            region=self._context.region,
+            tags=self._context.tags,
         )
         return {
             store.name: create_store(f"{self._name}-{store.name}", store, store_args, self._child())
@@ -394,7 +408,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             f"{self._name}-logs",
             name=service_log_group_name(self._name),
             retention_in_days=args.observability.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=self._context.key_arn,
             tags=self._tags,
             opts=self._child(),
         )
@@ -409,10 +423,10 @@ class FargateMicroservice(pulumi.ComponentResource):
         for ref in args.spec.secrets:
             secret = aws.secretsmanager.Secret(
                 f"{self._name}-{ref.env_name.lower().replace('_', '-')}",
-                name=f"microservices/{args.environment}/{args.spec.name}/{ref.env_name}",
+                name=f"microservices/{self._context.environment}/{args.spec.name}/{ref.env_name}",
                 description=ref.description,
-                kms_key_id=args.kms_key_arn,
-                recovery_window_in_days=30 if args.environment == "prod" else 7,
+                kms_key_id=self._context.key_arn,
+                recovery_window_in_days=30 if self._context.environment == "prod" else 7,
                 tags=self._tags,
                 opts=self._child(),
             )
@@ -421,11 +435,11 @@ class FargateMicroservice(pulumi.ComponentResource):
     # --- identity -----------------------------------------------------------------------------
 
     def _assume_role_policy(self) -> str:
-        args = self._args
-        return service_assume_role_policy(
+        return trust_policy(
             "ecs-tasks.amazonaws.com",
-            account_id=args.account_id,
-            source_arn_like=f"arn:{args.partition}:ecs:{args.region}:{args.account_id}:*",
+            account_id=self._context.account_id,
+            region=self._context.region,
+            partition=self._context.partition,
         )
 
     def _images(self) -> list[str]:
@@ -455,7 +469,7 @@ class FargateMicroservice(pulumi.ComponentResource):
         repositories: list[pulumi.Input[str]] = [
             *sorted(
                 {
-                    f"arn:{args.partition}:ecr:{m['region']}:{m['account']}:repository/{m['repo']}"
+                    f"arn:{self._context.partition}:ecr:{m['region']}:{m['account']}:repository/{m['repo']}"
                     for image in self._images()
                     if (m := _PRIVATE_ECR_IMAGE.match(image))
                 }
@@ -485,8 +499,8 @@ class FargateMicroservice(pulumi.ComponentResource):
                 allow(
                     "DecryptOwnSecrets",
                     ["kms:Decrypt"],
-                    [args.kms_key_arn],
-                    {"StringEquals": {"kms:ViaService": f"secretsmanager.{args.region}.amazonaws.com"}},
+                    [self._context.key_arn],
+                    {"StringEquals": {"kms:ViaService": f"secretsmanager.{self._context.region}.amazonaws.com"}},
                 ),
             ]
         self._execution_policy = aws.iam.RolePolicy(
@@ -513,8 +527,8 @@ class FargateMicroservice(pulumi.ComponentResource):
                 allow(
                     "DecryptOwnQueues",
                     ["kms:Decrypt"],
-                    [args.kms_key_arn],
-                    {"StringEquals": {"kms:ViaService": f"sqs.{args.region}.amazonaws.com"}},
+                    [self._context.key_arn],
+                    {"StringEquals": {"kms:ViaService": f"sqs.{self._context.region}.amazonaws.com"}},
                 ),
             ]
         if args.observability.tracing:
@@ -525,10 +539,11 @@ class FargateMicroservice(pulumi.ComponentResource):
             # type ("*" is required); session logs go to the cluster's exec log group, encrypted with the key.
             statements.append(allow("EcsExecChannels", ECS_EXEC_ACTIONS, ["*"]))
             # The SSM agent in the task decrypts the session data key itself (no kms:ViaService).
-            statements.append(allow("EcsExecSessionKey", ["kms:Decrypt"], [args.kms_key_arn]))
+            statements.append(allow("EcsExecSessionKey", ["kms:Decrypt"], [self._context.key_arn]))
             if args.exec_log_group_name is not None:
                 exec_group = pulumi.Output.concat(
-                    f"arn:{args.partition}:logs:{args.region}:{args.account_id}:log-group:", args.exec_log_group_name
+                    f"arn:{self._context.partition}:logs:{self._context.region}:{self._context.account_id}:log-group:",
+                    args.exec_log_group_name,
                 )
                 statements += [
                     allow("EcsExecFindLogGroup", ["logs:DescribeLogGroups"], ["*"]),
@@ -554,8 +569,8 @@ class FargateMicroservice(pulumi.ComponentResource):
         args = self._args
         env: dict[str, pulumi.Input[str]] = {
             "SERVICE_NAME": args.spec.name,
-            "ENVIRONMENT": args.environment,
-            "AWS_REGION": args.region,
+            "ENVIRONMENT": self._context.environment,
+            "AWS_REGION": self._context.region,
             "PORT": str(args.spec.container_port),
             "LOG_FORMAT": "json",
         }
@@ -571,6 +586,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             env["EVENT_QUEUE_URLS"] = urls
         if args.mesh is not None:
             env.update(args.mesh.app_environment)
+        env.update(args.app_environment)
         return env
 
     def _app_secrets(self, bindings: Sequence[StoreBinding]) -> list[ContainerSecret]:
@@ -672,7 +688,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             target_group = aws.lb.TargetGroup(
                 f"{name}-{listener.key}-tg",
                 name=target_group_name(
-                    args.environment, spec.name, listener.key, self._target_port(), alb.target_protocol
+                    self._context.environment, spec.name, listener.key, self._target_port(), alb.target_protocol
                 ),
                 target_type="ip",
                 vpc_id=args.vpc_id,

@@ -20,6 +20,8 @@ import pulumi_aws as aws
 import pulumi_awsx as awsx
 
 from components.config import NetworkConfig
+from components.context import PlatformContext
+from components.iam import trust_policy
 
 # awsx splits the VPC CIDR by these masks relative to a /16; smaller VPCs get proportionally smaller
 # subnets (see _subnet_masks).
@@ -29,13 +31,9 @@ _TIER_MASK_OFFSET = {"public": 8, "private": 3, "isolated": 5}
 @dataclass(frozen=True)
 class NetworkArgs:
     config: NetworkConfig
-    region: str
     availability_zones: list[str]
     """AZ names to use, already cut to `config.az_count` by the caller."""
     log_retention_days: int
-    kms_key_arn: pulumi.Input[str]
-    """Key that encrypts the flow-log group."""
-    tags: dict[str, str]
 
 
 def _subnet_masks(cidr: str) -> dict[str, int]:
@@ -51,8 +49,11 @@ class Network(pulumi.ComponentResource):
     isolated_subnet_ids: pulumi.Output[Sequence[str]]
     cidr_block: str
 
-    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: NetworkArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("microservices:network:Network", name, None, opts)
+        self._context = context
         child = pulumi.ResourceOptions(parent=self)
         masks = _subnet_masks(args.config.cidr)
         self.cidr_block = args.config.cidr
@@ -78,13 +79,13 @@ class Network(pulumi.ComponentResource):
             ],
             vpc_endpoint_specs=[
                 awsx.ec2.VpcEndpointSpecArgs(
-                    service_name=f"com.amazonaws.{args.region}.s3", vpc_endpoint_type="Gateway"
+                    service_name=f"com.amazonaws.{context.region}.s3", vpc_endpoint_type="Gateway"
                 ),
                 awsx.ec2.VpcEndpointSpecArgs(
-                    service_name=f"com.amazonaws.{args.region}.dynamodb", vpc_endpoint_type="Gateway"
+                    service_name=f"com.amazonaws.{context.region}.dynamodb", vpc_endpoint_type="Gateway"
                 ),
             ],
-            tags={**args.tags, "Name": f"{name}-vpc"},
+            tags=context.with_tags(Name=f"{name}-vpc"),
             opts=child,
         )
         self.vpc_id = self._vpc.vpc_id
@@ -102,29 +103,21 @@ class Network(pulumi.ComponentResource):
         )
 
     def _flow_logs(self, name: str, args: NetworkArgs) -> None:
+        ctx = self._context
         child = pulumi.ResourceOptions(parent=self)
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             retention_in_days=args.config.flow_log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            tags=args.tags,
+            kms_key_id=ctx.key_arn,
+            tags=dict(ctx.tags),
             opts=child,
         )
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            assume_role_policy=trust_policy(
+                "vpc-flow-logs.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
             ),
-            tags=args.tags,
+            tags=dict(ctx.tags),
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -158,6 +151,6 @@ class Network(pulumi.ComponentResource):
             log_destination=self.flow_log_group.arn,
             iam_role_arn=role.arn,
             max_aggregation_interval=60,
-            tags=args.tags,
+            tags=dict(ctx.tags),
             opts=child,
         )

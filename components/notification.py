@@ -1,35 +1,50 @@
-"""NotificationFunction: the notification service's Lambda and everything it owns.
+"""LambdaService: one `kind="lambda"` service and everything it owns, built from its spec alone.
 
-The service owns its function, execution role, log group and the queue where failed direct
-invocations end up; the EventBus owns the queue that feeds it and the topic it publishes to, and
-passes their ARNs in. The role can do exactly what the handler does and nothing else:
-write to its own log group, publish to the topic, consume its own queue, send to its failure queue,
-use the platform key for those (and for its encrypted environment), and send X-Ray traces.
+Any Lambda spec (`services/<name>/service.py` with `kind="lambda"`) becomes one of these through the
+`lambda` builder (`components/platform.py`): its own function, execution role, log group and the
+queue where failed direct invocations end up. The EventBus owns the queue that feeds it (for `queue`
+subscriptions) and the notification topic (for specs that `notify`), and passes their ARNs in;
+`components.wiring.FunctionRoutes` points the bus's `direct` rules at it. The role can do exactly what
+the spec declares and nothing else: write to its own log group, consume its own queue, send to its
+failure queue, publish to the topic (`notify`), put its own events on the bus (`publishes`), read and
+write its own DynamoDB tables (`data_stores`), use the platform key for those, and send X-Ray traces.
 
-Packaging. The code is `services/notification/` as it is (the handler engineer keeps it free of
-third-party imports: `contracts.py` ships a small, dependency-free JSON Schema validator instead of
-`jsonschema`, which the Lambda runtime does not include and whose `rpds-py` dependency is a
-compiled extension that would have to be built for arm64). So there is no build step and no layer:
-the archive is the directory minus tests, caches and the infrastructure-only `service.py` /
-`__init__.py`, with the handler at the archive root (`handler.handle`).
+Packaging. The code is the spec's folder (`code_dir`, default `services/<name>/`) as it is, plus the
+shared `contracts/` package beside the handler: no build step and no layer, so a handler imports only
+the standard library, boto3 and `contracts` (`contracts` ships a small, dependency-free JSON Schema
+validator instead of `jsonschema`, which the Lambda runtime does not include and whose `rpds-py`
+dependency is a compiled extension that would have to be built for arm64). The archive is the
+folder minus tests, caches and the infrastructure-only `service.py` / `__init__.py`, with the handler
+at the archive root (`handler.handle`).
+
+Type token. `microservices:notification:NotificationFunction` (and this module's name) predate the
+generic builder: it was the notification function's component. A type token is part of every child's
+URN, and the log group and failure queue hold data, so the token stays.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
 
-from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS, deny_insecure_transport
+import contracts
+from components.context import PlatformContext
+from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS
+from components.iam import Statement, allow, deny_insecure_transport, policy_document, trust_policy
 from services.spec import ServiceSpec
 
-CODE_DIR = Path(__file__).resolve().parent.parent / "services" / "notification"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CODE_DIR = REPO_ROOT / "services" / "notification"
+"""The notification function's code folder (what its spec's default `code_dir` resolves to)."""
+CONTRACTS_DIR = Path(contracts.__file__).resolve().parent
+"""The shared event contracts package, shipped in every function's archive as `contracts/`."""
 HANDLER = "handler.handle"
 RUNTIME = "python3.12"
 
@@ -40,7 +55,7 @@ _NOT_SHIPPED_FILES = frozenset({"service.py", "__init__.py", "conftest.py"})
 
 
 @dataclass(frozen=True)
-class NotificationSettings:
+class LambdaSettings:
     """Sizing and delivery tuning of the function for one environment."""
 
     memory_mb: int = 256
@@ -70,7 +85,7 @@ class NotificationSettings:
         return 6 * self.timeout_seconds + self.batching_window_seconds
 
     @classmethod
-    def for_environment(cls, environment: str) -> NotificationSettings:
+    def for_environment(cls, environment: str) -> LambdaSettings:
         if environment == "prod":
             return cls(reserved_concurrency=50, queue_max_concurrency=20, memory_mb=512)
         if environment == "staging":
@@ -79,29 +94,54 @@ class NotificationSettings:
 
 
 @dataclass(frozen=True)
-class NotificationFunctionArgs:
+class LambdaServiceArgs:
     spec: ServiceSpec
-    settings: NotificationSettings
+    settings: LambdaSettings
     queue_arn: pulumi.Input[str] | None
     """The function's own queue (EventBus.queue_arn_for); required when the spec has `queue` delivery."""
-    topic_arn: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
+    topic_arn: pulumi.Input[str] | None
+    """The notification topic; required when the spec `notify`s (the role may publish to it), else None."""
     log_retention_days: int
     tracing: bool
-    tags: dict[str, str]
-    code_dir: Path = CODE_DIR
+    code_dir: Path | None = None
+    """The function's code folder (with `handler.py`); default: the spec's `code_dir`, else `services/<name>/`."""
+    publish_bus_arn: pulumi.Input[str] | None = None
+    """The event bus, for a spec that `publishes` (the role may put exactly its own events there)."""
+    extra_statements: Sequence[Statement] = ()
+    """More identity-policy statements on exact ARNs (its own data stores' grants), in a second policy."""
+    environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """More plain environment variables (names of its own tables, the bus name). Never credentials."""
+
+    @property
+    def resolved_code_dir(self) -> Path:
+        if self.code_dir is not None:
+            return self.code_dir
+        return REPO_ROOT / (self.spec.code_dir or f"services/{self.spec.name}")
 
 
 def code_assets(code_dir: Path) -> dict[str, pulumi.Asset | pulumi.Archive]:
-    """The files of the deployment package, by their path inside the archive."""
+    """The files of the deployment package, by their path inside the archive: the function's own code
+    folder at the root, and the shared `contracts/` package beside it (what `import contracts` finds)."""
     if not (code_dir / "handler.py").is_file():
-        raise ValueError(f"NotificationFunction: no handler.py in {code_dir} (entry point {HANDLER!r})")
+        raise ValueError(f"LambdaService: no handler.py in {code_dir} (entry point {HANDLER!r})")
+    assets = _folder_assets(code_dir, skip_root_files=_NOT_SHIPPED_FILES)
+    shared = _folder_assets(CONTRACTS_DIR, skip_root_files=frozenset())
+    clash = sorted(set(assets) & {f"contracts/{p}" for p in shared})
+    if clash or (code_dir / "contracts.py").exists():
+        raise ValueError(
+            f"LambdaService: {code_dir} has its own contracts module; the shared package ships as contracts/"
+        )
+    assets.update({f"contracts/{p}": a for p, a in shared.items()})
+    return assets
+
+
+def _folder_assets(folder: Path, *, skip_root_files: frozenset[str]) -> dict[str, pulumi.Asset | pulumi.Archive]:
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
-    for path in sorted(code_dir.rglob("*")):
-        relative = path.relative_to(code_dir)
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
         if not path.is_file() or _NOT_SHIPPED_DIRS.intersection(relative.parts[:-1]):
             continue
-        if relative.name in _NOT_SHIPPED_FILES and len(relative.parts) == 1:
+        if relative.name in skip_root_files and len(relative.parts) == 1:
             continue
         if path.suffix in (".pyc", ".pyo") or relative.name.startswith("test_"):
             continue
@@ -118,7 +158,7 @@ def code_assets(code_dir: Path) -> dict[str, pulumi.Asset | pulumi.Archive]:
 def role_policy(
     *,
     log_group_arn: str,
-    topic_arn: str,
+    topic_arn: str | None,
     queue_arn: str | None,
     failure_queue_arn: str,
     kms_key_arn: str,
@@ -132,7 +172,6 @@ def role_policy(
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": f"{log_group_arn}:*",
         },
-        {"Sid": "PublishNotifications", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn},
         {
             "Sid": "RecordFailedInvocations",
             "Effect": "Allow",
@@ -148,9 +187,13 @@ def role_policy(
             "Resource": kms_key_arn,
         },
     ]
+    if topic_arn is not None:
+        statements.insert(
+            1, {"Sid": "PublishNotifications", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn}
+        )
     if queue_arn is not None:
         statements.insert(
-            2,
+            1 + (topic_arn is not None),
             {
                 "Sid": "ConsumeOwnQueue",
                 "Effect": "Allow",
@@ -172,7 +215,8 @@ def role_policy(
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-class NotificationFunction(pulumi.ComponentResource):
+class LambdaService(pulumi.ComponentResource):
+    spec: ServiceSpec
     function_arn: pulumi.Output[str]
     function_name: pulumi.Output[str]
     role_arn: pulumi.Output[str]
@@ -180,33 +224,56 @@ class NotificationFunction(pulumi.ComponentResource):
     failure_queue_arn: pulumi.Output[str]
     failure_queue_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: NotificationFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: LambdaServiceArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("microservices:notification:NotificationFunction", name, None, opts)
         self._name = name
         self._args = args
+        self._context = context
         spec = args.spec
+        self.spec = spec
         if spec.kind != "lambda":
-            raise ValueError(f"NotificationFunction: spec {spec.name!r} is a {spec.kind} service, not a Lambda")
+            raise ValueError(f"LambdaService: spec {spec.name!r} is a {spec.kind} service, not a Lambda")
         has_queue = any(s.delivery == "queue" for s in spec.subscribes)
         if has_queue != (args.queue_arn is not None):
             raise ValueError(
-                f"NotificationFunction: spec {spec.name!r} "
+                f"LambdaService: spec {spec.name!r} "
                 + ("subscribes with `queue` delivery: pass queue_arn" if has_queue else "has no queue: omit queue_arn")
             )
-        self._tags = {**args.tags, "Service": spec.name}
+        if spec.notifies != (args.topic_arn is not None):
+            raise ValueError(
+                f"LambdaService: spec {spec.name!r} "
+                + ("notifies: pass topic_arn" if spec.notifies else "does not notify: omit topic_arn")
+            )
+        if bool(spec.publishes) != (args.publish_bus_arn is not None):
+            raise ValueError(
+                f"LambdaService: spec {spec.name!r} "
+                + (
+                    "publishes events: pass publish_bus_arn"
+                    if spec.publishes
+                    else "publishes nothing: omit publish_bus_arn"
+                )
+            )
+        self._tags = context.with_tags(Service=spec.name)
         child = pulumi.ResourceOptions(parent=self)
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/microservices/lambda/{name}",
             retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=context.key_arn,
             tags=self._tags,
             opts=child,
         )
         failure_queue = self._failure_queue()
         role, policy = self._role(log_group, failure_queue)
-        function = self._function(role, policy, log_group)
+        grants = self._grants(role)
+        function = self._function(role, policy, log_group, grants)
         self._triggers(function, policy, failure_queue)
 
         self.function_arn = function.arn
@@ -229,7 +296,7 @@ class NotificationFunction(pulumi.ComponentResource):
         """Where Lambda puts direct (asynchronous) invocations that still fail after its retries."""
         queue = aws.sqs.Queue(
             f"{self._name}-failures-dlq",
-            kms_master_key_id=self._args.kms_key_arn,
+            kms_master_key_id=self._context.key_arn,
             kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
             message_retention_seconds=DLQ_RETENTION_SECONDS,
             tags={**self._tags, "QueueRole": "dead-letter"},
@@ -248,35 +315,26 @@ class NotificationFunction(pulumi.ComponentResource):
     def _role(
         self, log_group: aws.cloudwatch.LogGroup, failure_queue: aws.sqs.Queue
     ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-        args = self._args
+        args, ctx = self._args, self._context
         role = aws.iam.Role(
             f"{self._name}-role",
             description=f"Execution role of the {args.spec.name} Lambda",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            assume_role_policy=trust_policy(
+                "lambda.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
             ),
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        inputs: list[pulumi.Input[str]] = [log_group.arn, args.topic_arn, failure_queue.arn, args.kms_key_arn]
-        if args.queue_arn is not None:
-            inputs.append(args.queue_arn)
+        inputs: list[pulumi.Input[str]] = [log_group.arn, failure_queue.arn, ctx.key_arn]
+        topic_arn: pulumi.Input[str] = args.topic_arn if args.topic_arn is not None else ""
+        queue_arn: pulumi.Input[str] = args.queue_arn if args.queue_arn is not None else ""
 
         def render(values: Sequence[str]) -> str:
-            log_group_arn, topic_arn, failure_queue_arn, kms_key_arn, *queue = values
+            log_group_arn, failure_queue_arn, kms_key_arn, topic, queue = values
             return role_policy(
                 log_group_arn=log_group_arn,
-                topic_arn=topic_arn,
-                queue_arn=queue[0] if queue else None,
+                topic_arn=topic or None,
+                queue_arn=queue or None,
                 failure_queue_arn=failure_queue_arn,
                 kms_key_arn=kms_key_arn,
                 tracing=args.tracing,
@@ -285,13 +343,46 @@ class NotificationFunction(pulumi.ComponentResource):
         policy = aws.iam.RolePolicy(
             f"{self._name}-policy",
             role=role.id,
-            policy=pulumi.Output.all(*inputs).apply(render),
+            policy=pulumi.Output.all(*inputs, topic_arn, queue_arn).apply(render),
             opts=pulumi.ResourceOptions(parent=self),
         )
         return role, policy
 
+    def _grants(self, role: aws.iam.Role) -> aws.iam.RolePolicy | None:
+        """What the spec adds beyond the function's own plumbing: putting its own events on the bus and
+        its data stores' grants (exact ARNs), as a second policy. None when the spec asks for neither."""
+        args = self._args
+        statements: list[Statement] = []
+        if args.publish_bus_arn is not None:
+            statements.append(
+                allow(
+                    "PublishOwnEvents",
+                    ["events:PutEvents"],
+                    [args.publish_bus_arn],
+                    {
+                        "StringEquals": {
+                            "events:source": args.spec.event_source,
+                            "events:detail-type": list(args.spec.publishes),
+                        }
+                    },
+                )
+            )
+        statements += args.extra_statements
+        if not statements:
+            return None
+        return aws.iam.RolePolicy(
+            f"{self._name}-grants",
+            role=role.id,
+            policy=policy_document(statements),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _function(
-        self, role: aws.iam.Role, policy: aws.iam.RolePolicy, log_group: aws.cloudwatch.LogGroup
+        self,
+        role: aws.iam.Role,
+        policy: aws.iam.RolePolicy,
+        log_group: aws.cloudwatch.LogGroup,
+        grants: aws.iam.RolePolicy | None,
     ) -> aws.lambda_.Function:
         args = self._args
         settings = args.settings
@@ -302,7 +393,7 @@ class NotificationFunction(pulumi.ComponentResource):
             runtime=RUNTIME,
             handler=HANDLER,
             architectures=["arm64"],
-            code=pulumi.AssetArchive(code_assets(args.code_dir)),
+            code=pulumi.AssetArchive(code_assets(args.resolved_code_dir)),
             memory_size=settings.memory_mb,
             timeout=settings.timeout_seconds,
             reserved_concurrent_executions=settings.reserved_concurrency,
@@ -317,18 +408,21 @@ class NotificationFunction(pulumi.ComponentResource):
                 application_log_level=settings.log_level,
                 system_log_level="WARN",
             ),
-            kms_key_arn=args.kms_key_arn,
+            kms_key_arn=self._context.key_arn,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
-                    "NOTIFICATION_TOPIC_ARN": args.topic_arn,
+                    **({"NOTIFICATION_TOPIC_ARN": args.topic_arn} if args.topic_arn is not None else {}),
                     "LOG_LEVEL": settings.log_level,
                     "POWERTOOLS_SERVICE_NAME": args.spec.name,
+                    **args.environment,
                 }
             ),
             tags=self._tags,
             # The role's permissions must exist before the function runs (and before its log group
             # would otherwise be created implicitly by Lambda with no retention or key).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[policy, log_group, *([grants] if grants is not None else [])]
+            ),
         )
 
     def _triggers(

@@ -7,22 +7,25 @@ this component gives them somewhere to go and watches what sits between the serv
 * an SNS alarm topic, encrypted with the platform key, whose policy refuses non-TLS requests and lets
   only this environment's CloudWatch alarms publish (plus an email subscription when
   `observability.alarmEmail` is set);
-* one `ApproximateNumberOfMessagesVisible > 0` alarm per dead-letter queue (`watch_queues`) and
-  `Errors` / `Throttles` alarms per Lambda function (`watch_function`), with alarm and OK actions on
-  the topic;
-* the dashboard `<name>-platform` (`publish_dashboard`): a row per Fargate service (CPU/memory,
-  running vs desired tasks, ALB 5xx and p99 latency for public services) and a messaging row (DLQ
-  depths, Lambda errors/duration, EventBridge failed invocations per rule).
+* `PlatformWatch`, declared last (the queues, functions and services it watches exist by then): one
+  `ApproximateNumberOfMessagesVisible > 0` alarm per dead-letter queue and `Errors` / `Throttles`
+  alarms per Lambda function, with alarm and OK actions on the topic; and the dashboard
+  `<name>-platform`: a row per Fargate service (CPU/memory, running vs desired tasks, ALB 5xx and p99
+  latency for public services) and a messaging row (DLQ depths, Lambda errors/duration, EventBridge
+  failed invocations per rule).
 
-Ordering. The topic must exist before the services (each receives `alarm_topic_arn`), but the queues,
-functions and services it watches are declared after it, so the rest comes from methods the caller
-runs once those exist (children of this component, so the resource tree is the same either way):
+Both are whole at construction: `Observability` (the topic) is declared before the services, which
+receive `alarm_topic_arn` and `alarm_name_prefix`; `PlatformWatch` takes the observability component
+and everything it watches as arguments:
 
     observability = Observability(prefix, ObservabilityArgs(...))
-    services = {..: FargateMicroservice(.., alarm_topic_arn=observability.alarm_topic_arn)}
-    observability.watch_queues({**bus.dead_letter_queue_names, "notification-failures": fn.failure_queue_name})
-    observability.watch_function("notification", fn.function_name)
-    observability.publish_dashboard(cluster_name=.., services={n: ServiceMetrics.of(s) ..}, ..)
+    services = {..: FargateMicroservice(.., alarm_topic_arn=observability.alarm_topic_arn, ..)}
+    PlatformWatch(f"{prefix}-watch", PlatformWatchArgs(observability=observability, queues=.., functions=..,
+                  cluster_name=.., services={n: ServiceMetrics.of(s) ..}, bus_name=.., rule_names=..))
+
+Naming contract, explicit: the topic accepts only alarms whose ARN matches `alarm_arn_pattern`, i.e.
+alarms NAMED `<alarm_name_prefix>...`; every alarm of the platform is named from that prefix
+(`Observability.alarm_name`, and FargateMicroservice checks its own alarms start with it).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ObservabilityConfig
-from components.events import deny_insecure_transport
+from components.context import PlatformContext
+from components.iam import deny_insecure_transport
 from components.microservice import (
     CPU_ALARM_PERCENT,
     LATENCY_P99_ALARM_SECONDS,
@@ -56,13 +60,10 @@ _WIDGET_HEIGHT = 6
 
 @dataclass(frozen=True)
 class ObservabilityArgs:
+    """The platform key (the context's) encrypts the topic; its policy lets cloudwatch.amazonaws.com
+    encrypt alarm messages with it."""
+
     config: ObservabilityConfig
-    kms_key_arn: pulumi.Input[str]
-    """The platform key; its policy lets cloudwatch.amazonaws.com encrypt alarm messages with it."""
-    account_id: str
-    region: str
-    partition: str
-    tags: Mapping[str, str]
     container_insights: bool = True
     """Whether the cluster publishes ECS/ContainerInsights (running vs desired tasks on the dashboard)."""
 
@@ -317,32 +318,42 @@ def dashboard_body(model: DashboardModel) -> str:
 class Observability(pulumi.ComponentResource):
     alarm_topic_arn: pulumi.Output[str]
     dashboard_name: str
-    """`<name>-platform` (set explicitly: CloudWatch dashboards have no auto-naming)."""
-    dashboard: aws.cloudwatch.Dashboard | None
-    """Declared by `publish_dashboard`."""
-    alarms: dict[str, aws.cloudwatch.MetricAlarm]
-    """Every alarm this component declared, by logical name."""
+    """`<name>-platform`: the name `PlatformWatch` gives the dashboard (CloudWatch dashboards have no auto-naming)."""
+    component_name: str
+    region: str
+    container_insights: bool
 
-    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ObservabilityArgs, context: PlatformContext, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("microservices:observability:Observability", name, None, opts)
         self._name = name
         self._args = args
-        self._tags = dict(args.tags)
-        self._queues: dict[str, pulumi.Input[str]] = {}
-        self._functions: dict[str, pulumi.Input[str]] = {}
-        self.alarms = {}
-        self.dashboard = None
+        self._context = context
+        self._tags = dict(context.tags)
+        self.component_name = name
         self.dashboard_name = f"{name}-platform"
+        self.region = context.region
+        self.container_insights = args.container_insights
 
         self._alarm_topic()
         self.register_outputs({"alarmTopicArn": self.alarm_topic_arn, "dashboardName": self.dashboard_name})
 
     def exports(self) -> dict[str, Any]:
-        """Stack outputs: where alarms go and, once published, the dashboard's name."""
-        outputs: dict[str, Any] = {"alarmTopicArn": self.alarm_topic_arn}
-        if self.dashboard is not None:
-            outputs["dashboardName"] = self.dashboard.dashboard_name
-        return outputs
+        """Stack outputs: where alarms go."""
+        return {"alarmTopicArn": self.alarm_topic_arn}
+
+    @property
+    def alarm_name_prefix(self) -> str:
+        """Every alarm the topic accepts is named with this prefix (`<name>-`)."""
+        return f"{self.component_name}-"
+
+    def alarm_name(self, suffix: str) -> str:
+        return f"{self.alarm_name_prefix}{suffix}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self._tags)
 
     def _child(self, **extra: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **extra)
@@ -350,15 +361,14 @@ class Observability(pulumi.ComponentResource):
     @property
     def alarm_arn_pattern(self) -> str:
         """ARNs of this environment's alarms: every alarm of the platform is named `<name>-...`."""
-        args = self._args
-        return f"arn:{args.partition}:cloudwatch:{args.region}:{args.account_id}:alarm:{self._name}-*"
+        return self._context.arn("cloudwatch", f"alarm:{self.alarm_name_prefix}*")
 
     def _alarm_topic(self) -> None:
         args = self._args
         topic = aws.sns.Topic(
             f"{self._name}-alarms",
             display_name=f"{self._name} alarms",
-            kms_master_key_id=args.kms_key_arn,
+            kms_master_key_id=self._context.key_arn,
             tags=self._tags,
             opts=self._child(),
         )
@@ -367,7 +377,7 @@ class Observability(pulumi.ComponentResource):
             f"{self._name}-alarms-policy",
             arn=topic.arn,
             policy=topic.arn.apply(
-                lambda arn: alarm_topic_policy(arn, account_id=args.account_id, alarm_arn_pattern=pattern)
+                lambda arn: alarm_topic_policy(arn, account_id=self._context.account_id, alarm_arn_pattern=pattern)
             ),
             opts=self._child(),
         )
@@ -382,13 +392,51 @@ class Observability(pulumi.ComponentResource):
             )
         self.alarm_topic_arn = topic.arn
 
+
+@dataclass(frozen=True)
+class PlatformWatchArgs:
+    observability: Observability
+    """Where the alarms go (its topic) and how they are named (its prefix)."""
+    cluster_name: pulumi.Input[str]
+    services: Mapping[str, ServiceMetrics]
+    """One dashboard row per service, in this order."""
+    queues: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Dead-letter queue name by purpose (`targets`, `<consumer>`, `<function>-failures`): one alarm each."""
+    functions: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Lambda function name by purpose: `Errors` and `Throttles` alarms each."""
+    bus_name: pulumi.Input[str] | None = None
+    rule_names: Sequence[pulumi.Input[str]] = ()
+
+
+class PlatformWatch(pulumi.ComponentResource):
+    """The alarms on what sits between the services (every dead-letter queue, every Lambda function) and
+    the environment's dashboard over all of it. Declared after everything it watches."""
+
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+    """Every alarm, by name."""
+    dashboard: aws.cloudwatch.Dashboard
+
+    def __init__(self, name: str, args: PlatformWatchArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("microservices:observability:PlatformWatch", name, None, opts)
+        self._args = args
+        self.alarms = {}
+        for purpose, queue_name in args.queues.items():
+            self._queue_alarm(purpose, queue_name)
+        for purpose, function_name in args.functions.items():
+            self._function_alarms(purpose, function_name)
+        self.dashboard = self._dashboard()
+        self.register_outputs({"alarmNames": sorted(self.alarms), "dashboardName": self.dashboard.dashboard_name})
+
+    def _child(self) -> pulumi.ResourceOptions:
+        # First declared as children of the Observability component: alias that parent (same names).
+        return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=self._args.observability)])
+
     def _alarm(self, suffix: str, description: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
-        name = f"{self._name}-{suffix}"
+        observability = self._args.observability
+        name = observability.alarm_name(suffix)
         if name in self.alarms:
-            raise ValueError(f"Observability {self._name}: alarm {name!r} was already declared")
-        if self.dashboard is not None:
-            raise ValueError(f"Observability {self._name}: declare alarms before publish_dashboard ({name!r})")
-        actions = [self.alarm_topic_arn]
+            raise ValueError(f"PlatformWatch: alarm {name!r} is declared twice")
+        actions = [observability.alarm_topic_arn]
         alarm = aws.cloudwatch.MetricAlarm(
             name,
             name=name,
@@ -396,41 +444,36 @@ class Observability(pulumi.ComponentResource):
             alarm_actions=actions,
             ok_actions=actions,
             treat_missing_data="notBreaching",
-            tags=self._tags,
+            tags=observability.tags,
             opts=self._child(),
             **kwargs,
         )
         self.alarms[name] = alarm
         return alarm
 
-    def watch_queues(self, queue_names: Mapping[str, pulumi.Input[str]]) -> list[aws.cloudwatch.MetricAlarm]:
-        """One alarm per dead-letter queue (keyed by purpose): any visible message is an incident.
+    def _queue_alarm(self, purpose: str, queue_name: pulumi.Input[str]) -> None:
+        """Any visible message in a dead-letter queue is an incident. Idle queues stop reporting
+        metrics, hence `notBreaching` for missing data."""
+        self._alarm(
+            f"{purpose}-dlq-depth",
+            f"Dead-letter queue '{purpose}' holds messages: a consumer or delivery failed for good; "
+            "inspect and redrive them",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": queue_name},
+            statistic="Maximum",
+            period=DLQ_ALARM_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=0.0,
+            comparison_operator="GreaterThanThreshold",
+        )
 
-        Idle queues stop reporting metrics, hence `notBreaching` for missing data.
-        """
-        alarms = []
-        for purpose, queue_name in queue_names.items():
-            alarms.append(
-                self._alarm(
-                    f"{purpose}-dlq-depth",
-                    f"Dead-letter queue '{purpose}' holds messages: a consumer or delivery failed for good; "
-                    "inspect and redrive them",
-                    namespace="AWS/SQS",
-                    metric_name="ApproximateNumberOfMessagesVisible",
-                    dimensions={"QueueName": queue_name},
-                    statistic="Maximum",
-                    period=DLQ_ALARM_PERIOD_SECONDS,
-                    evaluation_periods=1,
-                    threshold=0.0,
-                    comparison_operator="GreaterThanThreshold",
-                )
-            )
-            self._queues[purpose] = queue_name
-        return alarms
-
-    def watch_function(self, purpose: str, function_name: pulumi.Input[str]) -> list[aws.cloudwatch.MetricAlarm]:
-        """`Errors > 0` and `Throttles > 0` alarms for one Lambda function (5-minute sums)."""
-        alarms = [
+    def _function_alarms(self, purpose: str, function_name: pulumi.Input[str]) -> None:
+        """`Errors > 0` and `Throttles > 0` for one Lambda function (5-minute sums)."""
+        for metric, what in (
+            ("Errors", "invocations failed"),
+            ("Throttles", "invocations were throttled (reserved concurrency exhausted)"),
+        ):
             self._alarm(
                 f"{purpose}-lambda-{metric.lower()}",
                 f"Lambda '{purpose}': {what} in the last 5 minutes",
@@ -443,44 +486,25 @@ class Observability(pulumi.ComponentResource):
                 threshold=0.0,
                 comparison_operator="GreaterThanThreshold",
             )
-            for metric, what in (
-                ("Errors", "invocations failed"),
-                ("Throttles", "invocations were throttled (reserved concurrency exhausted)"),
-            )
-        ]
-        self._functions[purpose] = function_name
-        return alarms
 
-    def publish_dashboard(
-        self,
-        *,
-        cluster_name: pulumi.Input[str],
-        services: Mapping[str, ServiceMetrics],
-        bus_name: pulumi.Input[str] | None = None,
-        rule_names: Sequence[pulumi.Input[str]] = (),
-    ) -> aws.cloudwatch.Dashboard:
-        """The environment's dashboard, from the services and what `watch_*` registered (call it last).
-
-        The body is one JSON document rendered once every name is known; the dashboard itself is
-        declared here, never inside the `apply` (preview would not see it).
-        """
-        if self.dashboard is not None:
-            raise ValueError(f"Observability {self._name}: the dashboard was already declared")
+    def _dashboard(self) -> aws.cloudwatch.Dashboard:
+        """The body is one JSON document rendered once every name is known; the dashboard itself is
+        declared here, never inside the `apply` (preview would not see it)."""
         args = self._args
-        order = list(services)
+        order = list(args.services)
         resolved = pulumi.Output.all(
-            cluster=cluster_name,
-            bus=bus_name,
-            rules=pulumi.Output.all(*rule_names),
-            queues=pulumi.Output.from_input(dict(self._queues)),
-            functions=pulumi.Output.from_input(dict(self._functions)),
+            cluster=args.cluster_name,
+            bus=args.bus_name,
+            rules=pulumi.Output.all(*args.rule_names),
+            queues=pulumi.Output.from_input(dict(args.queues)),
+            functions=pulumi.Output.from_input(dict(args.functions)),
             services=pulumi.Output.from_input(
                 {
                     name: {
                         "service_name": metrics.service_name,
                         "load_balancers": {k: dict(v) for k, v in metrics.load_balancers.items()},
                     }
-                    for name, metrics in services.items()
+                    for name, metrics in args.services.items()
                 }
             ),
         )
@@ -488,7 +512,7 @@ class Observability(pulumi.ComponentResource):
         def render(values: dict[str, Any]) -> str:
             return dashboard_body(
                 DashboardModel(
-                    region=args.region,
+                    region=args.observability.region,
                     cluster_name=values["cluster"],
                     services=[
                         ServicePanel(
@@ -498,7 +522,7 @@ class Observability(pulumi.ComponentResource):
                         )
                         for name in order
                     ],
-                    container_insights=args.container_insights,
+                    container_insights=args.observability.container_insights,
                     queues=values["queues"],
                     functions=values["functions"],
                     bus_name=values["bus"],
@@ -506,10 +530,7 @@ class Observability(pulumi.ComponentResource):
                 )
             )
 
-        self.dashboard = aws.cloudwatch.Dashboard(
-            self.dashboard_name,
-            dashboard_name=self.dashboard_name,
-            dashboard_body=resolved.apply(render),
-            opts=self._child(),
+        name = args.observability.dashboard_name
+        return aws.cloudwatch.Dashboard(
+            name, dashboard_name=name, dashboard_body=resolved.apply(render), opts=self._child()
         )
-        return self.dashboard

@@ -1,11 +1,18 @@
 """Composition of one environment: which components exist and how they are wired together.
 
+`build_platform` reads like the architecture diagram (ARCHITECTURE.md): the shared foundation (key,
+network, cluster, alarm topic, mesh, bus, edge), then one builder per service kind found in
+`SERVICE_BUILDERS` (`fargate`, `lambda`; a new kind is one more entry), then the wiring between them
+(`components/wiring.py`) and the watch over everything. Every component is whole when its constructor
+returns; wiring is declared after the things it wires.
+
 `PlatformInputs.resolve` finishes all validation (sizing merged over spec defaults) before
 `build_platform` declares the first resource, so a bad stack never ends half-built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +21,8 @@ import pulumi_aws as aws
 
 from components.cluster import Cluster, ClusterArgs
 from components.config import ServiceSizing, StackConfig, resolve_sizing
+from components.context import PlatformContext
+from components.datastores import DataStoreArgs, DynamoTable
 from components.edge import Edge, EdgeArgs
 from components.envoy import EDGE_PORT
 from components.events import EventBus, EventBusArgs
@@ -22,10 +31,26 @@ from components.kms import PlatformKey, PlatformKeyArgs
 from components.mesh import ServiceMesh, ServiceMeshArgs
 from components.microservice import AlbAttachment, FargateMicroservice, FargateMicroserviceArgs
 from components.network import Network, NetworkArgs
-from components.notification import NotificationFunction, NotificationFunctionArgs, NotificationSettings
-from components.observability import Observability, ObservabilityArgs, ServiceMetrics
-from services.notification.contracts import SCHEMA_DIR
-from services.spec import ServiceSpec
+from components.notification import LambdaService, LambdaServiceArgs, LambdaSettings
+from components.observability import (
+    Observability,
+    ObservabilityArgs,
+    PlatformWatch,
+    PlatformWatchArgs,
+    ServiceMetrics,
+)
+from components.patterns import PatternContext
+from components.patterns.wiring import Patterns, build_patterns, pattern_environment
+from components.wiring import (
+    EventPublishers,
+    EventPublishersArgs,
+    FunctionRoutes,
+    FunctionRoutesArgs,
+    MeshConnections,
+    MeshConnectionsArgs,
+)
+from contracts import SCHEMA_DIR
+from services.spec import DynamoStore, ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -69,27 +94,170 @@ class PlatformInputs:
         return cls(stack=stack, config=config, catalog=catalog, sizing=sizing)
 
 
+@dataclass(frozen=True)
+class Foundation:
+    """What every service builder receives: the platform's shared components, built before the services."""
+
+    inputs: PlatformInputs
+    context: PlatformContext
+    network: Network
+    cluster: Cluster
+    observability: Observability
+    mesh: ServiceMesh
+    events: EventBus
+    edge: Edge
+    patterns: PatternContext
+    """What the data patterns need (sagas, outboxes, read models: components/patterns/)."""
+
+
+def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicroservice:
+    """A container service: FargateMicroservice behind its Envoy sidecar, with its own data and alarms."""
+    config, context = base.inputs.config, base.context
+    name = service_component_name(context, spec.name)
+    sizing = base.inputs.sizing[spec.name]
+    # A reference image (a spec with `build`, unless the stack sets `image`): its own ECR repository,
+    # built and pushed by `pulumi up`; the task definition pins its digest.
+    image = (
+        ServiceImage(
+            name,
+            ServiceImageArgs(
+                service=spec.name,
+                environment=context.environment,
+                build=spec.build,
+                kms_key_arn=context.key_arn,
+                cpu_architecture=config.compute.cpu_architecture,
+                protect=config.data.protect_resources,
+                tags=context.tags,
+            ),
+        )
+        if spec.build is not None and not sizing.image
+        else None
+    )
+    return FargateMicroservice(
+        name,
+        FargateMicroserviceArgs(
+            spec=spec,
+            sizing=sizing,
+            compute=config.compute,
+            data=config.data,
+            observability=config.observability,
+            vpc_id=base.network.vpc_id,
+            private_subnet_ids=base.network.private_subnet_ids,
+            isolated_subnet_ids=base.network.isolated_subnet_ids,
+            cluster_arn=base.cluster.cluster_arn,
+            cluster_name=base.cluster.cluster_name,
+            exec_log_group_name=base.cluster.exec_log_group_name if config.compute.enable_execute_command else None,
+            alarm_topic_arn=base.observability.alarm_topic_arn,
+            alarm_name_prefix=base.observability.alarm_name_prefix,
+            alb=AlbAttachment.from_edge(base.edge.attachment, **base.mesh.alb_target(spec.name))
+            if spec.is_public
+            else None,
+            # The sidecar logs to this service's log group: the component name is passed, not guessed.
+            mesh=base.mesh.attachment_for(spec.name, component_name=name),
+            # A service with an outbox publishes through its pipe only: no PutEvents for its task role.
+            publish_bus_arn=base.events.bus_arn if spec.publishes and spec.outbox is None else None,
+            consume_queue_arns=[base.events.queue_arn_for(spec.name)]
+            if spec.name in base.events.queue_consumers
+            else [],
+            # Saga command queue / saga ARN / outbox relay mode, from fixed names (components/patterns/).
+            app_environment=pattern_environment(base.inputs.catalog, base.patterns).get(spec.name, {}),
+            image=image.image_ref if image is not None else None,
+            image_repository_arn=image.repository_arn if image is not None else None,
+        ),
+        context,
+    )
+
+
+def build_lambda_service(spec: ServiceSpec, base: Foundation) -> LambdaService:
+    """A function service: LambdaService from the spec alone (its code folder, its queue and direct
+    subscriptions, its DynamoDB tables, its events, the notification topic if it `notifies`)."""
+    config, context = base.inputs.config, base.context
+    name = service_component_name(context, spec.name)
+    stores = [
+        DynamoTable(
+            f"{name}-{store.name}",
+            store,
+            DataStoreArgs(
+                owner=spec.name,
+                environment=context.environment,
+                data=config.data,
+                log_retention_days=config.observability.log_retention_days,
+                vpc_id=base.network.vpc_id,
+                subnet_ids=base.network.isolated_subnet_ids,
+                owner_security_group_id="",  # a table has no network boundary; IAM is its only door
+                kms_key_arn=context.key_arn,
+                region=context.region,
+                tags=context.with_tags(Service=spec.name),
+            ),
+        )
+        for store in spec.data_stores
+        if isinstance(store, DynamoStore)
+    ]
+    return LambdaService(
+        name,
+        LambdaServiceArgs(
+            spec=spec,
+            settings=LambdaSettings.for_environment(context.environment),
+            queue_arn=base.events.queue_arn_for(spec.name) if spec.name in base.events.queue_consumers else None,
+            topic_arn=base.events.topic_arn if spec.notifies else None,
+            log_retention_days=config.observability.log_retention_days,
+            tracing=config.observability.tracing,
+            publish_bus_arn=base.events.bus_arn if spec.publishes else None,
+            extra_statements=[statement for table in stores for statement in table.binding.task_statements],
+            environment={
+                **({"EVENT_BUS_NAME": base.events.bus_name} if spec.publishes else {}),
+                **{key: value for table in stores for key, value in table.binding.environment.items()},
+            },
+        ),
+        context,
+    )
+
+
+ServiceBuilder = Callable[[ServiceSpec, Foundation], "FargateMicroservice | LambdaService"]
+
+SERVICE_BUILDERS: dict[str, ServiceBuilder] = {
+    "fargate": build_fargate_service,
+    "lambda": build_lambda_service,
+}
+"""One builder per service kind (`ServiceSpec.kind`); a new kind is a new entry here."""
+
+
+def service_component_name(context: PlatformContext, service: str) -> str:
+    """`ms-<env>-<service>`: a service's component name, the prefix of everything it owns (its log
+    group `/ecs/<name>`, where its sidecar logs too; its alarms, which the alarm topic accepts because
+    they start with the observability prefix `ms-<env>-`)."""
+    return f"{context.prefix}-{service}"
+
+
 @dataclass
 class Platform:
     """Handles to the composed components, for exports and for tests."""
 
+    context: PlatformContext
     key: PlatformKey
     network: Network
     cluster: Cluster
     edge: Edge
     events: EventBus
-    notification: NotificationFunction | None
-    outputs: dict[str, Any] = field(default_factory=dict)
+    mesh: ServiceMesh
+    observability: Observability
+    watch: PlatformWatch
     services: dict[str, FargateMicroservice] = field(default_factory=dict)
     """One FargateMicroservice per `kind == "fargate"` spec, by service name."""
-    mesh: ServiceMesh | None = None
-    """The mTLS mesh: Cloud Map namespace, mesh CA, one identity and registry per Fargate service."""
-    observability: Observability | None = None
-    """The alarm topic every alarm notifies, the DLQ/Lambda alarms and the environment's dashboard."""
+    functions: dict[str, LambdaService] = field(default_factory=dict)
+    """One LambdaService per `kind == "lambda"` spec, by service name."""
+    patterns: Patterns | None = None
+    """Sagas, outboxes and read models the specs declare (components/patterns/)."""
+    wiring: list[pulumi.ComponentResource] = field(default_factory=list)
+    """The components declared after the services that connect them (routes, policies, rules, watch)."""
+
+    @property
+    def notification(self) -> LambdaService | None:
+        return self.functions.get("notification")
 
     def exports(self) -> dict[str, Any]:
         return {
-            "environment": self.outputs["environment"],
+            "environment": pulumi.Output.from_input(self.context.environment),
             "vpcId": self.network.vpc_id,
             "privateSubnetIds": self.network.private_subnet_ids,
             "clusterName": self.cluster.cluster_name,
@@ -100,85 +268,74 @@ class Platform:
             "notificationTopicArn": self.events.topic_arn,
             "serviceNames": {name: s.service_name for name, s in self.services.items()},
             "serviceLogGroups": {name: s.log_group_name for name, s in self.services.items()},
-            **(self.mesh.exports() if self.mesh is not None else {}),
-            **(self.observability.exports() if self.observability is not None else {}),
+            **self.mesh.exports(),
+            **self.observability.exports(),
+            "dashboardName": self.watch.dashboard.dashboard_name,
+            **(self.patterns.exports() if self.patterns is not None else {}),
         }
 
 
 def build_platform(inputs: PlatformInputs) -> Platform:
     config = inputs.config
-    env = config.environment
-    tags = config.base_tags()
     identity = aws.get_caller_identity()
     partition = aws.get_partition().partition
     zones = aws.get_availability_zones(state="available").names[: config.network.az_count]
-    prefix = f"ms-{env}"
-
-    key = PlatformKey(
-        prefix,
-        PlatformKeyArgs(account_id=identity.account_id, region=config.region, partition=partition, tags=tags),
+    base_context = PlatformContext(
+        environment=config.environment,
+        account_id=identity.account_id,
+        region=config.region,
+        partition=partition,
+        tags=config.base_tags(),
     )
+    prefix = base_context.prefix
+
+    # --- the foundation: everything the services plug into -----------------------------------------
+    key = PlatformKey(prefix, PlatformKeyArgs(), base_context)
+    context = base_context.with_key(key.key_arn)
     network = Network(
         prefix,
         NetworkArgs(
             config=config.network,
-            region=config.region,
             availability_zones=list(zones),
             log_retention_days=config.observability.log_retention_days,
-            kms_key_arn=key.key_arn,
-            tags=tags,
         ),
+        context,
     )
     cluster = Cluster(
         prefix,
-        ClusterArgs(
-            config=config.compute,
-            kms_key_arn=key.key_arn,
-            log_retention_days=config.observability.log_retention_days,
-            tags=tags,
-        ),
+        ClusterArgs(config=config.compute, log_retention_days=config.observability.log_retention_days),
+        context,
     )
-    # Before the services: each sends its alarms to the alarm topic. The DLQ and Lambda alarms and the
-    # dashboard follow once the bus, the function and the services exist (`_watch`).
     observability = Observability(
         prefix,
-        ObservabilityArgs(
-            config=config.observability,
-            kms_key_arn=key.key_arn,
-            account_id=identity.account_id,
-            region=config.region,
-            partition=partition,
-            tags=tags,
-            container_insights=config.compute.container_insights,
-        ),
+        ObservabilityArgs(config=config.observability, container_insights=config.compute.container_insights),
+        context,
     )
-    # The mesh before the services: each gets `mesh.attachment_for(name)` (its Envoy sidecar, identity
-    # secret, Cloud Map registry); see components/mesh.py for the calls that follow the services.
     mesh = ServiceMesh(
         prefix,
         ServiceMeshArgs(
             config=config.mesh,
-            environment=env,
             catalog=inputs.catalog,
             vpc_id=network.vpc_id,
-            kms_key_arn=key.key_arn,
-            region=config.region,
-            partition=partition,
-            tags=tags,
             protect=config.data.protect_resources,
         ),
+        context,
     )
-    # Before the services: they receive the bus ARN and their queue ARNs (see `components/events.py`
-    # for why the bus policy is declared after them, by `events.allow_publishers`).
-    events, notification = _build_events(inputs, identity.account_id, partition, key.key_arn, prefix)
+    events = EventBus(
+        prefix,
+        EventBusArgs(
+            config=config.events,
+            catalog=inputs.catalog,
+            visibility_timeouts=_lambda_visibility_timeouts(inputs),
+            schema_dir=SCHEMA_DIR,
+        ),
+        context,
+    )
     edge = Edge(
         prefix,
         EdgeArgs(
             config=config.edge,
             is_production=config.is_production,
-            region=config.region,
-            account_id=identity.account_id,
-            partition=partition,
             vpc_id=network.vpc_id,
             vpc_cidr=network.cidr_block,
             public_subnet_ids=network.public_subnet_ids,
@@ -186,147 +343,106 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             public_services=[s for s in inputs.catalog if s.kind == "fargate" and s.is_public],
             # Load balancers reach public services only through their Envoy sidecar's TLS edge port.
             target_ports=[EDGE_PORT],
-            kms_key_arn=key.key_arn,
             log_retention_days=config.observability.log_retention_days,
-            tags=tags,
+        ),
+        context,
+    )
+    patterns_context = PatternContext(
+        prefix=prefix,
+        environment=context.environment,
+        account_id=context.account_id,
+        region=context.region,
+        partition=context.partition,
+        kms_key_arn=context.key_arn,
+        log_retention_days=config.observability.log_retention_days,
+        tracing=config.observability.tracing,
+        tags=context.tags,
+        alarm_topic_arn=observability.alarm_topic_arn,
+    )
+    base = Foundation(inputs, context, network, cluster, observability, mesh, events, edge, patterns_context)
+
+    # --- the services: one builder per kind ---------------------------------------------------------
+    built = {spec.name: SERVICE_BUILDERS[spec.kind](spec, base) for spec in inputs.catalog}
+    services = {n: s for n, s in built.items() if isinstance(s, FargateMicroservice)}
+    functions = {n: f for n, f in built.items() if isinstance(f, LambdaService)}
+
+    # --- the data patterns, each a child of the service that owns it (components/patterns/) ---------
+    patterns = build_patterns(
+        inputs.catalog, patterns_context, services, events, {n: service_component_name(context, n) for n in services}
+    )
+
+    # --- the wiring between them, declared after both sides ----------------------------------------
+    wiring: list[pulumi.ComponentResource] = []
+    for name, function in functions.items():
+        if events.direct_rules.get(name):
+            routes = FunctionRoutes(
+                f"{prefix}-{name}-routes",
+                FunctionRoutesArgs(
+                    bus=events, service=name, function_arn=function.function_arn, function_name=function.function_name
+                ),
+            )
+            wiring.append(routes)
+    publishers = EventPublishers(
+        f"{prefix}-publishers",
+        EventPublishersArgs(
+            bus=events,
+            task_role_arns={
+                # A service with an outbox publishes through its pipe's role (components/patterns/outbox.py).
+                **{n: patterns.publisher_role_arn(n, s.task_role_arn) for n, s in services.items() if s.spec.publishes},
+                **{n: f.role_arn for n, f in functions.items() if f.spec.publishes},
+            },
+            topic_publisher_role_arns=[f.role_arn for f in functions.values() if f.spec.notifies],
         ),
     )
-    # Reference images (specs with `build`, unless the stack sets `image`): one ECR repository each,
-    # built and pushed by `pulumi up`; the task definitions pin their digests.
-    images = {
-        spec.name: ServiceImage(
-            f"{prefix}-{spec.name}",
-            ServiceImageArgs(
-                service=spec.name,
-                environment=env,
-                build=spec.build,
-                kms_key_arn=key.key_arn,
-                cpu_architecture=config.compute.cpu_architecture,
-                protect=config.data.protect_resources,
-                tags=tags,
-            ),
-        )
-        for spec in inputs.catalog
-        if spec.kind == "fargate" and spec.build is not None and not inputs.sizing[spec.name].image
-    }
-    services = {
-        spec.name: FargateMicroservice(
-            f"{prefix}-{spec.name}",
-            FargateMicroserviceArgs(
-                spec=spec,
-                sizing=inputs.sizing[spec.name],
-                environment=env,
-                compute=config.compute,
-                data=config.data,
-                observability=config.observability,
-                vpc_id=network.vpc_id,
-                private_subnet_ids=network.private_subnet_ids,
-                isolated_subnet_ids=network.isolated_subnet_ids,
-                cluster_arn=cluster.cluster_arn,
-                cluster_name=cluster.cluster_name,
-                kms_key_arn=key.key_arn,
-                account_id=identity.account_id,
-                region=config.region,
-                partition=partition,
-                tags=tags,
-                exec_log_group_name=cluster.exec_log_group_name if config.compute.enable_execute_command else None,
-                alarm_topic_arn=observability.alarm_topic_arn,
-                alb=AlbAttachment.from_edge(edge.attachment, **mesh.alb_target(spec.name)) if spec.is_public else None,
-                mesh=mesh.attachment_for(spec.name),
-                publish_bus_arn=events.bus_arn if spec.publishes else None,
-                consume_queue_arns=[events.queue_arn_for(spec.name)] if spec.name in events.queue_consumers else [],
-                image=images[spec.name].image_ref if spec.name in images else None,
-                image_repository_arn=images[spec.name].repository_arn if spec.name in images else None,
-            ),
-        )
-        for spec in inputs.catalog
-        if spec.kind == "fargate"
-    }
-    events.allow_publishers({name: s.task_role_arn for name, s in services.items() if s.spec.publishes})
-    # Now that every service has its roles and security group: each mesh identity becomes readable by
-    # its own execution role only, and security groups open the mesh port along the call graph only.
-    for name, service in services.items():
-        mesh.restrict_identity(name, service.execution_role_arn)
-    mesh.connect_security_groups({name: service.security_group_id for name, service in services.items()})
-    _watch(observability, cluster, events, notification, services)
+    connections = MeshConnections(
+        f"{prefix}-mesh-connections",
+        MeshConnectionsArgs(
+            mesh=mesh,
+            security_group_ids={n: s.security_group_id for n, s in services.items()},
+            execution_role_arns={n: s.execution_role_arn for n, s in services.items()},
+        ),
+    )
+
+    # --- the watch over everything -------------------------------------------------------------------
+    watch = PlatformWatch(
+        f"{prefix}-watch",
+        PlatformWatchArgs(
+            observability=observability,
+            cluster_name=cluster.cluster_name,
+            services={name: ServiceMetrics.of(service) for name, service in services.items()},
+            queues={
+                **events.dead_letter_queue_names,
+                **{f"{n}-failures": f.failure_queue_name for n, f in functions.items()},
+                **patterns.dead_letter_queue_names,
+            },
+            functions={**{n: f.function_name for n, f in functions.items()}, **patterns.projection_functions},
+            bus_name=events.bus_name,
+            rule_names=[rule.name for rule in events.rules.values()] + patterns.rule_names,
+        ),
+    )
     return Platform(
+        context=context,
         key=key,
         network=network,
         cluster=cluster,
         edge=edge,
         events=events,
-        notification=notification,
-        outputs={"environment": pulumi.Output.from_input(env)},
-        services=services,
         mesh=mesh,
         observability=observability,
+        watch=watch,
+        services=services,
+        functions=functions,
+        patterns=patterns,
+        wiring=[*wiring, publishers, connections, watch],
     )
 
 
-def _watch(
-    observability: Observability,
-    cluster: Cluster,
-    events: EventBus,
-    notification: NotificationFunction | None,
-    services: dict[str, FargateMicroservice],
-) -> None:
-    """What sits between the services: every dead-letter queue (the bus's and the function's failure
-    queue), the notification function, then the dashboard over all of it and the services."""
-    queues = dict(events.dead_letter_queue_names)
-    if notification is not None:
-        queues["notification-failures"] = notification.failure_queue_name
-    observability.watch_queues(queues)
-    if notification is not None:
-        observability.watch_function("notification", notification.function_name)
-    observability.publish_dashboard(
-        cluster_name=cluster.cluster_name,
-        services={name: ServiceMetrics.of(service) for name, service in services.items()},
-        bus_name=events.bus_name,
-        rule_names=[rule.name for rule in events.rules.values()],
-    )
-
-
-def _build_events(
-    inputs: PlatformInputs, account_id: str, partition: str, key_arn: pulumi.Output[str], prefix: str
-) -> tuple[EventBus, NotificationFunction | None]:
-    """The event bus (declared before the services, which receive its ARNs) and the notification
-    Lambda, wired both ways: it consumes its queue and publishes to the bus's topic; the bus's direct
-    rules invoke it, and only its role may publish to the topic."""
-    config = inputs.config
-    spec = next((s for s in inputs.catalog if s.name == "notification" and s.kind == "lambda"), None)
-    settings = NotificationSettings.for_environment(config.environment)
-    events = EventBus(
-        prefix,
-        EventBusArgs(
-            config=config.events,
-            catalog=inputs.catalog,
-            kms_key_arn=key_arn,
-            account_id=account_id,
-            region=config.region,
-            partition=partition,
-            tags=config.base_tags(),
-            visibility_timeouts={"notification": settings.queue_visibility_timeout_seconds} if spec else {},
-            schema_dir=SCHEMA_DIR,
-        ),
-    )
-    if spec is None:
-        return events, None
-    notification = NotificationFunction(
-        f"{prefix}-notification",
-        NotificationFunctionArgs(
-            spec=spec,
-            settings=settings,
-            queue_arn=events.queue_arn_for(spec.name) if spec.name in events.queue_consumers else None,
-            topic_arn=events.topic_arn,
-            kms_key_arn=key_arn,
-            log_retention_days=config.observability.log_retention_days,
-            tracing=config.observability.tracing,
-            tags=config.base_tags(),
-        ),
-    )
-    if any(s.delivery == "direct" for s in spec.subscribes):
-        events.route_to_function(
-            spec.name, function_arn=notification.function_arn, function_name=notification.function_name
-        )
-    events.allow_topic_publishers([notification.role_arn])
-    return events, notification
+def _lambda_visibility_timeouts(inputs: PlatformInputs) -> dict[str, int]:
+    """Each Lambda consumer's queue visibility timeout (AWS guidance: 6x the function timeout plus the
+    batching window, see `LambdaSettings.queue_visibility_timeout_seconds`)."""
+    settings = LambdaSettings.for_environment(inputs.config.environment)
+    return {
+        spec.name: settings.queue_visibility_timeout_seconds
+        for spec in inputs.catalog
+        if spec.kind == "lambda" and any(sub.delivery == "queue" for sub in spec.subscribes)
+    }

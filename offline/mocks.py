@@ -372,6 +372,26 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "versionCreatedDate": "2026-11-27T00:00:00Z",
         },
     ),
+    # --- data patterns: Step Functions (sagas, outbox decoder) and EventBridge Pipes (outboxes) ---
+    # ARN formats: "arn:aws:states:<region>:<account>:stateMachine:<name>" (Step Functions API
+    # reference, CreateStateMachine) and "arn:aws:pipes:<region>:<account>:pipe/<name>" (Pipes API
+    # reference, CreatePipe). Both services use the ARN as the resource id in the AWS provider.
+    "aws:sfn/stateMachine:StateMachine": Shape(
+        id=lambda c: c.arn("states", f"stateMachine:{c.physical}"),
+        max_name=80,
+        outputs=lambda c: {
+            "arn": c.arn("states", f"stateMachine:{c.physical}"),
+            "stateMachineVersionArn": "",
+            "revisionId": c.uuid("revision"),
+            "status": "ACTIVE",
+            "creationDate": "2026-11-27T00:00:00Z",
+        },
+    ),
+    "aws:pipes/pipe:Pipe": Shape(
+        id=lambda c: c.physical,
+        max_name=64,
+        outputs=lambda c: {"arn": c.arn("pipes", f"pipe/{c.physical}")},
+    ),
     # --- compute: Lambda -----------------------------------------------------------------------
     "aws:lambda/function:Function": Shape(
         id=lambda c: c.physical,

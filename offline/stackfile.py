@@ -261,6 +261,11 @@ def _is_secure(value: Any) -> bool:
 # --- the files ----------------------------------------------------------------------------------------------
 
 
+def list_stacks(project_dir: Path) -> list[str]:
+    """The stacks that have a `Pulumi.<stack>.yaml` in `project_dir`, sorted by name."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in Path(project_dir).glob("Pulumi.*.yaml"))
+
+
 def read_stack_files(project_dir: Path, stack: str) -> StackFiles:
     """Read Pulumi.yaml and Pulumi.<stack>.yaml the way the CLI hands config to a program.
 
@@ -273,7 +278,7 @@ def read_stack_files(project_dir: Path, stack: str) -> StackFiles:
     if not project_file.is_file():
         raise StackFileError(f"no Pulumi.yaml in {project_dir}")
     if not stack_file.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        known = list_stacks(project_dir)
         raise StackFileError(
             f"unknown stack {stack!r}: no {stack_file.name}; stacks here: {', '.join(known) or 'none'}"
         )

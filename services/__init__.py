@@ -13,13 +13,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterable
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from components.config import ConfigError
+from model.errors import ConfigError
 from services.spec import ServiceSpec
 
 _NOT_SPECS = {"spec"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _SOURCES: dict[str, tuple[ServiceSpec, str]] = {}
 """Spec name -> (the spec, the file that defines it), filled by `discover_specs`."""
@@ -114,6 +116,7 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
         where = ", ".join(_label(s) for s in specs if s.name == duplicates[0])
         raise ConfigError(f"service spec name {duplicates[0]!r} is defined more than once: {where}")
     known = set(names)
+    by_name = {s.name: s for s in specs}
     allowed = ", ".join(sorted(known))
     published = {(s.name, t) for s in specs for t in s.publishes}
     for spec in specs:
@@ -124,6 +127,21 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
                 )
             if callee == spec.name:
                 raise ConfigError(f"service spec {_label(spec)}: calls = {callee!r}: a service cannot call itself")
+            accepted = by_name[callee].accepts
+            if spec.name not in accepted:
+                raise ConfigError(
+                    f"service spec {_label(spec)}: calls = {callee!r}: '{callee}' does not accept calls from "
+                    f"'{spec.name}' (its accepts: {', '.join(accepted) or 'none'}); add {spec.name!r} to the "
+                    f"accepts of {_label(by_name[callee])}, or remove the call"
+                )
+        for caller in spec.accepts:
+            if caller not in known:
+                raise ConfigError(
+                    f"service spec {_label(spec)}: accepts = {caller!r}: unknown service; known services: {allowed}"
+                )
+            if caller == spec.name:
+                raise ConfigError(f"service spec {_label(spec)}: accepts = {caller!r}: a service cannot call itself")
+        _check_kind_fields(spec)
         for sub in spec.subscribes:
             if sub.delivery == "direct" and spec.kind != "lambda":
                 raise ConfigError(
@@ -150,7 +168,114 @@ def validate_catalog(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
             f"data store name {shared[0]!r} is declared by more than one service ({owners}): each service owns "
             "its own data"
         )
+    _validate_patterns(specs)
     return specs
+
+
+def _validate_patterns(specs: list[ServiceSpec]) -> None:
+    """Outboxes, read models, sagas and declared operations name things that exist (one line each)."""
+    by_name = {s.name: s for s in specs}
+    allowed = ", ".join(sorted(by_name))
+    published = {(s.name, t) for s in specs for t in s.publishes}
+    for spec in specs:
+        where = f"service spec '{spec.name}'"
+        tables = {d.name: d for d in spec.data_stores if d.kind == "dynamodb"}
+        own = ", ".join(sorted(tables)) or "none"
+        if spec.outbox is not None:
+            store = tables.get(spec.outbox.store)
+            if store is None:
+                raise ConfigError(
+                    f"{where}: outbox.store = {spec.outbox.store!r}: not one of its DynamoDB stores ({own})"
+                )
+            if not store.stream:
+                raise ConfigError(f"{where}: outbox.store = {store.name!r}: the table needs stream=True")
+            if not spec.publishes:
+                raise ConfigError(f"{where}: outbox: the service publishes no events")
+        for model in spec.read_models:
+            store = tables.get(model.store)
+            if store is None:
+                raise ConfigError(
+                    f"{where}: read_models.{model.name}.store = {model.store!r}: not one of its DynamoDB stores ({own})"
+                )
+            if model.store == (spec.outbox.store if spec.outbox else None):
+                raise ConfigError(
+                    f"{where}: read_models.{model.name}.store = {model.store!r}: that table is the outbox"
+                )
+            keys = (store.hash_key, *((store.range_key,) if store.range_key else ()))
+            if len(model.key) != len(keys):
+                raise ConfigError(
+                    f"{where}: read_models.{model.name}.key = {list(model.key)!r}: table {store.name!r} has key "
+                    f"{list(keys)!r}; name one detail field per key attribute"
+                )
+            for sub in model.subscribes:
+                for detail_type in sub.detail_types:
+                    if (sub.source, detail_type) not in published:
+                        raise ConfigError(
+                            f"{where}: read_models.{model.name}.subscribes.detailTypes = {detail_type!r}: "
+                            f"{sub.source!r} does not publish it"
+                        )
+        for saga in spec.sagas:
+            commands = [*((s.participant, s.command) for s in saga.steps)]
+            steps = [s.name for s in saga.steps]
+            if len(set(steps)) != len(steps):
+                raise ConfigError(f"{where}: sagas.{saga.name}.steps: step names must be unique")
+            participants = [s.participant for s in saga.steps]
+            if saga.on_failure is not None:
+                participants.append(saga.on_failure.participant)
+                commands.append((saga.on_failure.participant, saga.on_failure.command))
+            for participant in participants:
+                other = by_name.get(participant)
+                if other is None:
+                    raise ConfigError(
+                        f"{where}: sagas.{saga.name}.participant = {participant!r}: unknown service; "
+                        f"known services: {allowed}"
+                    )
+                if other.kind != "fargate":
+                    raise ConfigError(
+                        f"{where}: sagas.{saga.name}.participant = {participant!r}: only Fargate services take "
+                        "saga commands (they poll their own command queue)"
+                    )
+            for step in saga.steps:
+                if step.heartbeat_seconds is not None and step.heartbeat_seconds >= step.timeout_seconds:
+                    raise ConfigError(
+                        f"{where}: sagas.{saga.name}.steps.{step.name}.heartbeatSeconds = {step.heartbeat_seconds}: "
+                        f"must be less than timeoutSeconds ({step.timeout_seconds})"
+                    )
+        for use in spec.uses:
+            callee = use.split(".", 1)[0]
+            if "." not in use or callee not in spec.calls:
+                raise ConfigError(
+                    f"{where}: uses = {use!r}: write '<service>.<operationId>' for a service it `calls` "
+                    f"({', '.join(spec.calls) or 'none'})"
+                )
+
+
+def _check_kind_fields(spec: ServiceSpec) -> None:
+    """Fields only one kind of service understands, and what a Lambda can own outside the VPC."""
+    if spec.kind != "lambda":
+        for field, value in (("codeDir", spec.code_dir), ("notifies", spec.notifies or None)):
+            if value is not None:
+                raise ConfigError(
+                    f"service spec {_label(spec)}: {field} = {value!r}: only Lambda services (kind 'lambda') have it"
+                )
+        return
+    code_dir = REPO_ROOT / (spec.code_dir or f"services/{spec.name}")
+    if not (code_dir / "handler.py").is_file():
+        raise ConfigError(
+            f"service spec {_label(spec)}: codeDir = {spec.code_dir or f'services/{spec.name}'!r}: no handler.py "
+            "there; a Lambda service needs its code folder with handler.py (entry point handler.handle)"
+        )
+    for store in spec.data_stores:
+        if store.kind != "dynamodb":
+            raise ConfigError(
+                f"service spec {_label(spec)}: dataStores.kind = {store.kind!r}: a Lambda service runs outside the "
+                "VPC and can own only 'dynamodb' stores; give postgres/redis data to a Fargate service"
+            )
+    for attr in ("image", "public_paths", "secrets"):
+        if getattr(spec, attr):
+            raise ConfigError(
+                f"service spec {_label(spec)}: {attr} = {getattr(spec, attr)!r}: not supported for a Lambda service"
+            )
 
 
 def load_catalog() -> list[ServiceSpec]:

@@ -8,8 +8,10 @@ SPEC = ServiceSpec(
     description="Stock levels and reservations",
     # The reference app in apps/inventory/, built and pushed to its own ECR repository by `pulumi up`.
     **reference_image("inventory"),
+    api_contract="interfaces/openapi/inventory.yaml",
     sizing={"cpu": 256, "memory": 512},
     public_paths=("/inventory",),
+    accepts=("order",),  # the other side of order's `calls`
     data_stores=(PostgresStore(name="inventory-db", database_name="inventory"),),
     publishes=("InventoryLow",),
     subscribes=(Subscription(source="order", detail_types=("OrderPlaced", "OrderCancelled")),),

@@ -35,7 +35,11 @@ class DynamoStore(_Spec):
     name: str = Field(pattern=NAME_PATTERN)
     hash_key: str
     range_key: str | None = None
+    range_key_type: Literal["S", "N"] = "S"
+    """`N` for a numeric sort key, e.g. an event store's per-aggregate sequence number."""
     ttl_attribute: str | None = None
+    stream: bool = False
+    """Turn on the table's stream (NEW_IMAGE): required for a table declared as the service's `outbox`."""
 
 
 class RedisStore(_Spec):
@@ -65,6 +69,103 @@ class SecretRef(_Spec):
 
     env_name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     description: str
+
+
+class Outbox(_Spec):
+    """The service's transactional outbox / event store (seed: Event Sourcing).
+
+    The app writes one outbox item per domain event to `store` (a DynamoDB table it owns, `stream=True`)
+    in the same `TransactWriteItems` as the state change. The table's stream feeds an EventBridge Pipe
+    that puts each event on the bus (see `components/patterns/outbox.py` for the item layout). A
+    service with an outbox publishes ONLY through it: its task role gets no `events:PutEvents`.
+    """
+
+    store: str = Field(pattern=NAME_PATTERN)
+    """Name of one of the service's own `DynamoStore`s, declared with `stream=True`."""
+
+
+class ReadModel(_Spec):
+    """A CQRS read model (seed: CQRS): a store the service owns, kept up to date by a projection.
+
+    The projection is a Lambda (`services/projections/handler.py`, one generic handler) fed by its own
+    SQS queue (with a DLQ) from one bus rule per publisher in `subscribes`. It writes `store` only: one
+    item per `key` (detail fields that are the table's hash and range keys), holding the `fields` it
+    copies from the events, the last event's type as `status`, and the ids of the events it applied.
+
+    Idempotent and order-tolerant: an event whose id was already applied changes nothing, and the
+    detail-types are ranked in the order `subscribes` lists them (the aggregate's lifecycle, e.g.
+    OrderPlaced before OrderCancelled): a lower-ranked event arriving late never overwrites `status`,
+    and `fields` keep the first value they were given.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    store: str = Field(pattern=NAME_PATTERN)
+    """Name of one of the service's own `DynamoStore`s (the projection's only table)."""
+    key: tuple[str, ...] = Field(min_length=1, max_length=2)
+    """Detail fields holding the item key, in the table's (hash, range) order."""
+    fields: tuple[str, ...] = ()
+    """Detail fields copied into the item."""
+    subscribes: tuple[Subscription, ...] = Field(min_length=1)
+
+    @property
+    def lifecycle(self) -> list[str]:
+        """Detail-types in rank order (as listed in `subscribes`)."""
+        ranked: list[str] = []
+        for sub in self.subscribes:
+            ranked += [t for t in sub.detail_types if t not in ranked]
+        return ranked
+
+
+class SagaCommand(_Spec):
+    """A command the saga sends to one participant's own command queue (with a task token)."""
+
+    participant: str = Field(pattern=NAME_PATTERN)
+    command: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{1,63}$")
+
+
+class SagaStep(_Spec):
+    """One step of a saga: a command, and the command that undoes it if a later step fails."""
+
+    name: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{1,63}$")
+    participant: str = Field(pattern=NAME_PATTERN)
+    command: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{1,63}$")
+    compensation: str | None = Field(None, pattern=r"^[A-Z][A-Za-z0-9]{1,63}$")
+    """Command sent to the same participant to undo this step (None: nothing to undo)."""
+    timeout_seconds: int = Field(300, ge=1, le=86400)
+    """The participant must answer (SendTaskSuccess/Failure) within this time."""
+    heartbeat_seconds: int | None = Field(60, ge=1, le=86400)
+    """The participant must call SendTaskHeartbeat at least this often while it works (None: no heartbeat)."""
+    retries: int = Field(3, ge=0, le=10)
+    """Retries (exponential backoff with full jitter) of transient errors: SQS errors, `Saga.Transient`."""
+
+
+class Saga(_Spec):
+    """A business transaction over several services (seed: Saga Pattern), orchestrated by the
+    declaring service with a Step Functions Standard workflow. Steps run in order; when one fails,
+    the compensations of the completed steps run in reverse (and the failed step's own compensation
+    when it timed out, because its outcome is unknown), then `on_failure`, then the execution fails."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    steps: tuple[SagaStep, ...] = Field(min_length=1)
+    on_failure: SagaCommand | None = None
+    """Last command of a failed saga (e.g. the orchestrator cancels the order)."""
+
+    @property
+    def participants(self) -> list[str]:
+        names = [s.participant for s in self.steps]
+        if self.on_failure is not None:
+            names.append(self.on_failure.participant)
+        return sorted(set(names))
+
+    def commands_for(self, participant: str) -> list[str]:
+        """Every command (steps, compensations, on_failure) this participant must handle."""
+        commands: list[str] = []
+        for step in self.steps:
+            if step.participant == participant:
+                commands += [step.command, *([step.compensation] if step.compensation else [])]
+        if self.on_failure is not None and self.on_failure.participant == participant:
+            commands.append(self.on_failure.command)
+        return commands
 
 
 class ImageBuild(_Spec):
@@ -121,11 +222,31 @@ class ServiceSpec(_Spec):
     """Path prefixes routed from the internet (ALB and API Gateway), e.g. `/users`."""
     calls: tuple[str, ...] = ()
     """Services this one calls synchronously through the mesh (allowed by mTLS RBAC and SGs)."""
+    accepts: tuple[str, ...] = ()
+    """Services this one accepts calls from: the other side of `calls`. A call the callee does not
+    accept is a config error; security groups and the Envoy RBAC admit exactly the callers that both
+    `call` this service and are `accept`ed by it."""
     data_stores: tuple[DataStoreSpec, ...] = ()
     publishes: tuple[str, ...] = ()
     """Event detail-types this service puts on the bus (source `microservices.<name>`)."""
     subscribes: tuple[Subscription, ...] = ()
     secrets: tuple[SecretRef, ...] = ()
+    code_dir: str | None = Field(None, pattern=r"^[A-Za-z0-9_./-]+$")
+    """Lambda only: the function's code folder, relative to the repository root (with `handler.py`,
+    entry point `handler.handle`); default `services/<name>`."""
+    notifies: bool = False
+    """Lambda only: the function may publish to the platform's notification SNS topic
+    (`NOTIFICATION_TOPIC_ARN` in its environment)."""
+    outbox: Outbox | None = None
+    """Publish `publishes` through a transactional outbox table instead of calling PutEvents."""
+    read_models: tuple[ReadModel, ...] = ()
+    sagas: tuple[Saga, ...] = ()
+    """Sagas this service orchestrates (it starts their executions)."""
+    api_contract: str | None = Field(None, pattern=r"^interfaces/openapi/[a-z0-9-]+\.yaml$")
+    """Path (from the repository root) of the service's OpenAPI 3.1 document."""
+    uses: tuple[str, ...] = ()
+    """Operations of other services it calls, as `<service>.<operationId>` (`interfaces/http.py` checks them
+    against the callee's contract)."""
 
     @property
     def is_public(self) -> bool:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from components.context import PlatformContext
+from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from offline.runtime import RunResult, read_stack_files, run_function, run_program
 from services.spec import DynamoStore, SecretRef, ServiceSpec, Subscription
@@ -21,6 +23,12 @@ VARIANTS = (*STACKS, *(f"{stack}{EXTENDED}" for stack in STACKS))
 """Every stack, and every stack with an extra service: stack-level checks run over all of them."""
 
 _plans: dict[str, RunResult] = {}
+
+TEST_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-4333-a444-555555555555"
+TEST_CONTEXT = PlatformContext(
+    environment="test", account_id=ACCOUNT_ID, region="us-east-1", partition="aws", tags={"Environment": "test"}
+).with_key(TEST_KEY_ARN)
+"""The shared facts a component under test receives (what `build_platform` passes in a real stack)."""
 
 
 def preview(stack: str) -> RunResult:
@@ -36,7 +44,7 @@ def preview(stack: str) -> RunResult:
 def extended_catalog() -> list[ServiceSpec]:
     """The real catalogue plus one service added the way the README's "Adding a service" says: a spec
     (its own store, calls to an existing service, events it publishes, a subscription to an existing
-    publisher) and one `calls` entry in an existing service. Everything is derived from the catalogue,
+    publisher) and one `calls` entry in an existing service (with the matching `accepts` entries). Everything is derived from the catalogue,
     so it works whatever services exist."""
     from services import load_catalog, validate_catalog
 
@@ -57,8 +65,12 @@ def extended_catalog() -> list[ServiceSpec]:
         subscribes=(Subscription(source=publisher.name, detail_types=(publisher.publishes[0],)),),
         secrets=(SecretRef(env_name="ZZ_EXTRA_API_KEY", description="a key the extra service reads"),),
     )
+    # Calls are two-sided: the extra service accepts its caller, and its callee accepts it.
+    extra = extra.model_copy(update={"accepts": (caller.name,)})
     calling = caller.model_copy(update={"calls": (*caller.calls, extra.name)})
-    return validate_catalog([calling if s.name == caller.name else s for s in catalog] + [extra])
+    accepting = callee.model_copy(update={"accepts": (*callee.accepts, extra.name)})
+    changed = {caller.name: calling, callee.name: accepting}
+    return validate_catalog([changed.get(s.name, s) for s in catalog] + [extra])
 
 
 def _preview_extended(stack: str) -> RunResult:

@@ -9,7 +9,7 @@ import json
 import uuid
 from typing import Any
 
-from services.notification.contracts import PUBLISHERS
+from contracts import PUBLISHERS
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -1216,7 +1216,15 @@ def _new_service_from_a_spec() -> Callable[[], None]:
         calls=("inventory",),
         data_stores=(DynamoStore(name="shipments-table", hash_key="shipmentId"),),
     )
-    services.discover_specs = lambda: [*original(), shipping]  # type: ignore[assignment]
+
+    def discover() -> list[ServiceSpec]:
+        # Calls are two-sided: inventory accepts the new caller too.
+        specs = original()
+        return [
+            s.model_copy(update={"accepts": (*s.accepts, "shipping")}) if s.name == "inventory" else s for s in specs
+        ] + [shipping]
+
+    services.discover_specs = discover  # type: ignore[assignment]
 
     def undo() -> None:
         services.discover_specs = original  # type: ignore[assignment]
@@ -1227,7 +1235,7 @@ def _new_service_from_a_spec() -> Callable[[], None]:
 LEGIT: list[Legit] = [
     Legit(
         "new service from a spec",
-        "a 'shipping' spec that calls inventory and owns a table",
+        "a 'shipping' spec that calls inventory (which accepts it) and owns a table",
         before=_new_service_from_a_spec,
     ),
     Legit(

@@ -61,7 +61,8 @@ def test_the_extra_service_gets_its_service_store_queue_rule_and_route(stack: st
 
 
 def test_following_the_readme_in_a_copy_of_the_project_previews_clean(tmp_path: Path) -> None:
-    """The newcomer path: copy the project, add `services/<name>.py`, add it to one service's `calls`,
+    """The newcomer path: copy the project, add `services/<name>.py`, add it to one service's `calls`
+    and its callee's `accepts`,
     run the offline preview with the policy pack: exit 0, the new service planned, no violation."""
     skip = {".git", ".venv", "node_modules", "tests", "benchmarks", "out", ".mypy_cache", ".pytest_cache"}
     for source in ROOT.iterdir():
@@ -86,6 +87,7 @@ SPEC = ServiceSpec(
     sizing={{"cpu": 256, "memory": 512}},
     public_paths=("/shipments",),
     calls=({EXTRA.calls[0]!r},),
+    accepts=("order",),
     data_stores=(DynamoStore(name="shipments-table", hash_key="shipmentId"),),
     publishes=("ShipmentSent",),
     subscribes=(Subscription(source={publisher.name!r}, detail_types=({publisher.publishes[0]!r},)),),
@@ -94,7 +96,11 @@ SPEC = ServiceSpec(
     )
     # "...plus one `calls` entry": the first spec that already calls something now also calls shipping.
     caller_file = next(f for f in sorted((tmp_path / "services").glob("*.py")) if "calls=(" in f.read_text())
+    assert caller_file.name == "order.py", caller_file  # shipping's spec says it accepts order
     caller_file.write_text(caller_file.read_text().replace("calls=(", 'calls=("shipping", ', 1))
+    # ... and the callee's `accepts` names shipping (calls are two-sided).
+    callee_file = tmp_path / "services" / f"{EXTRA.calls[0]}.py"
+    callee_file.write_text(callee_file.read_text().replace("accepts=(", 'accepts=("shipping", ', 1))
     result = subprocess.run(
         [sys.executable, "-m", "offline", "preview", "--stack", "dev"],
         capture_output=True,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from components.config import ConfigError, EdgeConfig, parse_stack_config
+from components.context import PlatformContext
 from components.edge import (
     ACCESS_LOG_PREFIXES,
     ELB_LOG_DELIVERY_PRINCIPAL,
@@ -80,19 +81,21 @@ def edge_with(
             EdgeArgs(
                 config=config,
                 is_production=False,
-                region=region,
-                account_id="123456789012",
-                partition="aws",
                 vpc_id="vpc-0123456789abcdef0",
                 vpc_cidr="10.40.0.0/16",
                 public_subnet_ids=["subnet-0000000000000000a", "subnet-0000000000000000b"],
                 private_subnet_ids=["subnet-0000000000000000c", "subnet-0000000000000000d"],
                 public_services=SERVICES,
-                kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/11111111-2222-4333-a444-555555555555",
                 log_retention_days=30,
-                tags={"Environment": "test"},
                 target_ports=target_ports,
             ),
+            PlatformContext(
+                environment="test",
+                account_id="123456789012",
+                region=region,
+                partition="aws",
+                tags={"Environment": "test"},
+            ).with_key("arn:aws:kms:us-east-1:123456789012:key/11111111-2222-4333-a444-555555555555"),
         )
 
     return build

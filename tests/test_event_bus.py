@@ -17,20 +17,22 @@ import yaml
 from moto import mock_aws
 
 from components.config import ConfigError, EventsConfig
+from components.context import PlatformContext
 from components.events import (
     DLQ_RETENTION_SECONDS,
     EventBus,
     EventBusArgs,
     Route,
     _rule_name,
-    discover_contracts,
     routes_from_catalog,
-    to_draft4,
 )
+from components.schema_registry import discover_contracts
+from components.wiring import EventPublishers, EventPublishersArgs, FunctionRoutes, FunctionRoutesArgs
+from contracts import SCHEMA_DIR
+from contracts.draft4 import to_draft4
 from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from services.notification.contracts import SCHEMA_DIR
 from services.spec import ServiceSpec, Subscription
 from tests.conftest import ROOT, STACKS, VARIANTS, catalog_of, only, preview, run_component
 from tests.notification_events import detail
@@ -53,22 +55,32 @@ def bus_args(catalog: list[ServiceSpec] = CATALOG, **overrides: Any) -> EventBus
     values: dict[str, Any] = {
         "config": EventsConfig(archive_retention_days=45, max_receive_count=4),
         "catalog": catalog,
-        "kms_key_arn": KEY_ARN,
-        "account_id": ACCOUNT_ID,
-        "region": "us-east-1",
-        "partition": "aws",
-        "tags": {"Environment": "test"},
         "visibility_timeouts": {"notification": 185},
         "schema_dir": SCHEMA_DIR,
     }
     return EventBusArgs(**{**values, **overrides})
 
 
+CONTEXT = PlatformContext(
+    environment="test", account_id=ACCOUNT_ID, region="us-east-1", partition="aws", tags={"Environment": "test"}
+).with_key(KEY_ARN)
+
+
 def build_full_bus() -> None:
-    bus = EventBus("t", bus_args())
-    bus.route_to_function("notification", function_arn=FUNCTION_ARN, function_name="notification-fn")
-    bus.allow_topic_publishers([FUNCTION_ROLE])
-    bus.allow_publishers({name: task_role(name) for name in PUBLISHERS})
+    """The bus, then its wiring (declared after it, as `build_platform` does)."""
+    bus = EventBus("t", bus_args(), CONTEXT)
+    FunctionRoutes(
+        "t-notification-routes",
+        FunctionRoutesArgs(bus=bus, service="notification", function_arn=FUNCTION_ARN, function_name="notification-fn"),
+    )
+    EventPublishers(
+        "t-publishers",
+        EventPublishersArgs(
+            bus=bus,
+            task_role_arns={name: task_role(name) for name in PUBLISHERS},
+            topic_publisher_role_arns=[FUNCTION_ROLE],
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +224,7 @@ def test_targets_dlq_accepts_only_this_bus_and_its_rules(plan: Plan) -> None:
 
 
 def test_lambda_consumer_queue_visibility_comes_from_the_function() -> None:
-    plan = run_component(lambda: EventBus("t", bus_args(visibility_timeouts={"notification": 305})))
+    plan = run_component(lambda: EventBus("t", bus_args(visibility_timeouts={"notification": 305}), CONTEXT))
     by_service = {q.inputs["tags"]["Service"]: q for q in queues(plan, "consumer")}
     assert by_service["notification"].inputs["visibilityTimeoutSeconds"] == 305, by_service["notification"].urn
     assert by_service["inventory"].inputs["visibilityTimeoutSeconds"] == 60, by_service["inventory"].urn
@@ -220,7 +232,7 @@ def test_lambda_consumer_queue_visibility_comes_from_the_function() -> None:
 
 def test_a_lambda_consumer_without_a_visibility_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="Lambda consumer 'notification' needs its queue visibility timeout"):
-        run_component(lambda: EventBus("t", bus_args(visibility_timeouts={})))
+        run_component(lambda: EventBus("t", bus_args(visibility_timeouts={}), CONTEXT))
 
 
 # --- bus, archive, rules, targets ---------------------------------------------------------------
@@ -382,18 +394,25 @@ def test_policy_statement_ids_are_readable_and_unique(plan: Plan) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_stack_bus_policy_names_the_task_roles_of_the_publishing_services(variant: str) -> None:
+    """Each publisher's task role, or its outbox pipe's role for a service with an outbox (that service's
+    task role publishes nothing itself: components/patterns/outbox.py)."""
     plan = preview(variant).plan
     stack = plan.stack
     publishers = [s.name for s in catalog_of(variant) if s.publishes]
     resource = only(plan, "aws:cloudwatch/eventBusPolicy:EventBusPolicy")
     principals = {s["Principal"]["AWS"] for s in policy_of(resource)["Statement"]}
     task_roles = {
-        r.outputs["arn"]: r.parent.rsplit("::", 1)[-1]
+        r.outputs["arn"]: r.parent.rsplit("::", 1)[-1].removesuffix("-outbox")
         for r in plan.of_type("aws:iam/role:Role")
         if r.outputs["arn"] in principals
     }
     assert set(task_roles) == principals, f"{resource.urn}: principals that are not roles of this stack"
     assert sorted(task_roles.values()) == sorted(f"ms-{stack}-{name}" for name in publishers), resource.urn
+    outboxed = {s.name for s in catalog_of(variant) if s.outbox is not None}
+    assert outboxed, "the order service publishes through its outbox"
+    for role_arn, owner in task_roles.items():
+        pipe_role = next(r for r in plan.of_type("aws:iam/role:Role") if r.outputs["arn"] == role_arn)
+        assert ("outbox" in pipe_role.name) == (owner.removeprefix(f"ms-{stack}-") in outboxed), pipe_role.urn
     for statement in policy_of(resource)["Statement"]:
         owner = task_roles[statement["Principal"]["AWS"]].removeprefix(f"ms-{stack}-")
         conditions = statement["Condition"]
@@ -413,7 +432,9 @@ def test_every_stack_bus_policy_names_the_task_roles_of_the_publishing_services(
 )
 def test_bus_policy_needs_exactly_the_publishing_services(roles: dict[str, str], message: str) -> None:
     def build() -> None:
-        EventBus("t", bus_args(schema_dir=None)).allow_publishers(roles)
+        EventPublishers(
+            "p", EventPublishersArgs(bus=EventBus("t", bus_args(schema_dir=None), CONTEXT), task_role_arns=roles)
+        )
 
     with pytest.raises(ValueError, match=message):
         run_component(build)
@@ -445,19 +466,36 @@ def test_topic_is_encrypted_and_only_the_function_role_may_publish_over_tls(plan
     ], policy_resource.urn
 
 
-def test_each_late_declaration_runs_once() -> None:
-    def build() -> None:
-        bus = EventBus("t", bus_args(schema_dir=None))
-        bus.allow_topic_publishers([FUNCTION_ROLE])
-        bus.allow_topic_publishers([FUNCTION_ROLE])
+def test_the_bus_is_whole_at_construction_and_its_wiring_is_its_own_component() -> None:
+    """Every rule (queue and direct) is the bus's; targets of direct rules, permissions and policies
+    naming other components' principals are children of the wiring components declared after it."""
+    plan = run_component(build_full_bus)
+    by_urn = plan.by_urn()
+    bus = only(plan, "microservices:events:EventBus")
+    for rule in plan.of_type("aws:cloudwatch/eventRule:EventRule"):
+        assert rule.parent == bus.urn, rule.urn
+    wired = {
+        "aws:lambda/permission:Permission": "microservices:wiring:FunctionRoutes",
+        "aws:cloudwatch/eventBusPolicy:EventBusPolicy": "microservices:wiring:EventPublishers",
+        "aws:sns/topicPolicy:TopicPolicy": "microservices:wiring:EventPublishers",
+    }
+    for type_token, parent_type in wired.items():
+        for resource in plan.of_type(type_token):
+            assert by_urn[resource.parent].type == parent_type, resource.urn
 
-    with pytest.raises(ValueError, match="topic-policy was already declared"):
+
+def test_function_routes_need_a_direct_subscription() -> None:
+    def build() -> None:
+        bus = EventBus("t", bus_args(schema_dir=None), CONTEXT)
+        FunctionRoutes("r", FunctionRoutesArgs(bus=bus, service="inventory", function_arn="a", function_name="f"))
+
+    with pytest.raises(ValueError, match="'inventory' has no `direct` subscription"):
         run_component(build)
 
 
 def test_queue_lookups_name_the_services_that_have_a_queue() -> None:
     def build() -> None:
-        bus = EventBus("t", bus_args(schema_dir=None))
+        bus = EventBus("t", bus_args(schema_dir=None), CONTEXT)
         assert bus.queue_consumers == QUEUE_CONSUMERS
         bus.queue_arn_for(next(s.name for s in CATALOG if s.name not in QUEUE_CONSUMERS))
 
@@ -653,3 +691,12 @@ def test_a_contract_nobody_publishes_is_refused(tmp_path: Path) -> None:
     (tmp_path / "OrderShipped" / "v1.json").write_text("{}")
     with pytest.raises(ConfigError, match="'OrderShipped' needs one publisher; no service publishes it"):
         discover_contracts(tmp_path, CATALOG)
+
+
+def test_the_converter_handles_exactly_the_keywords_the_validator_supports() -> None:
+    """One list of contract keywords (`contracts.SUPPORTED_KEYWORDS`): the registry converter may not
+    lag behind the handler's validator, nor accept more than it."""
+    from contracts import SUPPORTED_KEYWORDS
+    from contracts.draft4 import HANDLED_KEYWORDS
+
+    assert HANDLED_KEYWORDS == SUPPORTED_KEYWORDS

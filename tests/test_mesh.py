@@ -1,8 +1,8 @@
 """ServiceMesh: Cloud Map namespace, mesh CA per mode, one workload identity + registry per service, the
 Envoy sidecar attachment, the identity secret's resource policy and the east-west security groups.
 
-Stack-level properties are checked on the real dev / staging / prod previews (cached per session); the
-methods the services call (`attachment_for`, `restrict_identity`, `connect_security_groups`, ...) and
+Stack-level properties are checked on the real dev / staging / prod previews (cached per session);
+what the services plug in (`attachment_for`, `alb_target`), the wiring declared after them (`MeshConnections`) and
 config the stacks do not set run the component alone under the same recording mocks.
 """
 
@@ -26,6 +26,7 @@ from components.config import (
     ObservabilityConfig,
     ServiceSizing,
 )
+from components.context import PlatformContext
 from components.envoy import (
     ACM_PCA_END_ENTITY_TEMPLATE_ARN,
     EDGE_PORT,
@@ -53,6 +54,7 @@ from components.mesh import (
     renewal_epoch,
 )
 from components.microservice import FargateMicroservice, FargateMicroserviceArgs
+from components.wiring import MeshConnections, MeshConnectionsArgs
 from offline.export import SECRET_SIG, SECRET_SIG_KEY
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
@@ -288,8 +290,8 @@ CATALOG = [
     ServiceSpec(
         name="web", description="public front", container_port=8080, public_paths=("/web",), calls=("cart", "auth")
     ),
-    ServiceSpec(name="cart", description="private", container_port=9000, calls=("auth",)),
-    ServiceSpec(name="auth", description="private leaf", container_port=8081),
+    ServiceSpec(name="cart", description="private", container_port=9000, calls=("auth",), accepts=("web",)),
+    ServiceSpec(name="auth", description="private leaf", container_port=8081, accepts=("cart", "web")),
     ServiceSpec(name="mailer", description="a lambda", kind="lambda"),
 ]
 
@@ -324,17 +326,19 @@ def run_mesh(
             "ms-test",
             ServiceMeshArgs(
                 config=config or MeshConfig(),
-                environment="test",
                 catalog=catalog or CATALOG,
                 vpc_id="vpc-0123456789abcdef0",
-                kms_key_arn=KEY_ARN,
-                region="us-east-1",
-                partition="aws",
-                tags={"Project": "microservices"},
                 protect=protect,
                 now=now,
                 rotation=rotation,
             ),
+            PlatformContext(
+                environment="test",
+                account_id="123456789012",
+                region="us-east-1",
+                partition="aws",
+                tags={"Project": "microservices"},
+            ).with_key(KEY_ARN),
         )
         holder["mesh"] = mesh
         if then is not None:
@@ -347,7 +351,7 @@ def run_mesh(
 
 def capture_attachment(service: str) -> Callable[[ServiceMesh, Callable[[str, Any], None]], None]:
     def then(mesh: ServiceMesh, capture: Callable[[str, Any], None]) -> None:
-        attachment = mesh.attachment_for(service)
+        attachment = mesh.attachment_for(service, component_name=f"ms-test-{service}")
         capture("sidecars", pulumi.Output.json_dumps(list(attachment.sidecars)))
         capture("secret_arns", list(attachment.secret_arns))
         capture("registry_arn", attachment.registry_arn)
@@ -450,7 +454,7 @@ def test_the_attachment_fills_the_microservice_integration_point() -> None:
     with pytest.raises(ValueError, match="'cart' is not public"):
         run.mesh.alb_target("cart")
     with pytest.raises(KeyError, match="'mailer' is not a Fargate service of the mesh"):
-        run.mesh.attachment_for("mailer")
+        run.mesh.attachment_for("mailer", component_name="ms-test-mailer")
     assert identity.mesh_port is None and identity.edge_port == EDGE_PORT
     assert run.mesh.identity("auth").mesh_port == MESH_PORT and run.mesh.identity("auth").callers == ("cart", "web")
 
@@ -461,7 +465,10 @@ def serials(config: MeshConfig) -> dict[str, str]:
 
     def then(mesh: ServiceMesh, capture: Callable[[str, Any], None]) -> None:
         for name in names:
-            capture(name, pulumi.Output.json_dumps(list(mesh.attachment_for(name).sidecars)))
+            capture(
+                name,
+                pulumi.Output.json_dumps(list(mesh.attachment_for(name, component_name=f"ms-test-{name}").sidecars)),
+            )
 
     run = run_mesh(config, then=then)
     return {name: json.loads(run.values[name])[0]["environment"][0]["value"] for name in names}
@@ -546,11 +553,27 @@ def can_read(policy: dict[str, Any], principal_arn: str, action: str = "secretsm
     return any(s["Effect"] == "Allow" and matches(s) for s in statements)
 
 
-def test_restrict_identity_lets_only_the_execution_role_read_the_secret() -> None:
-    run = run_mesh(then=lambda mesh, capture: capture("policy", mesh.restrict_identity("cart", ROLE_ARN).policy))
-    resource = only(run.plan, SECRET_POLICY)
+SG_IDS = {"web": "sg-0web0000000000000", "cart": "sg-0cart000000000000", "auth": "sg-0auth000000000000"}
+ROLE_ARNS = {
+    "web": "arn:aws:iam::123456789012:role/ms-test-web-execution",
+    "cart": ROLE_ARN,
+    "auth": "arn:aws:iam::123456789012:role/ms-test-auth-execution",
+}
+
+
+def connect(mesh: ServiceMesh, capture: Callable[[str, Any], None]) -> None:
+    """The wiring declared after the services (`components.wiring.MeshConnections`)."""
+    MeshConnections(
+        "ms-test-mesh-connections",
+        MeshConnectionsArgs(mesh=mesh, security_group_ids=SG_IDS, execution_role_arns=ROLE_ARNS),
+    )
+
+
+def test_each_identity_secret_is_readable_by_its_own_execution_role_only() -> None:
+    run = run_mesh(then=connect)
+    resource = named(run.plan, SECRET_POLICY, "ms-test-cart-identity-policy")
     secret = named(run.plan, SECRET, "ms-test-cart-identity")
-    assert resource.parent == only(run.plan, MESH).urn, resource.urn
+    assert run.plan.by_urn()[resource.parent].type == "microservices:wiring:MeshConnections", resource.urn
     assert resource.inputs["secretArn"] == secret.outputs["arn"], f"{resource.urn}: cart's own secret"
     assert resource.inputs["blockPublicPolicy"] is True, resource.urn
     policy = json.loads(resource.inputs["policy"])
@@ -566,34 +589,14 @@ def test_restrict_identity_lets_only_the_execution_role_read_the_secret() -> Non
     (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
     assert deny["Action"] == "secretsmanager:GetSecretValue", "administrators keep every other action"
     assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": ROLE_ARN}}, deny
-
-
-def test_restrict_identity_once_per_known_service() -> None:
-    errors: list[str] = []
-
-    def then(mesh: ServiceMesh, capture: Callable[[str, Any], None]) -> None:
-        mesh.restrict_identity("cart", ROLE_ARN)
-        for call in (
-            lambda: mesh.restrict_identity("cart", ROLE_ARN),
-            lambda: mesh.restrict_identity("nope", ROLE_ARN),
-        ):
-            try:
-                call()
-            except (KeyError, ValueError) as error:
-                errors.append(str(error))
-
-    run_mesh(then=then)
-    assert len(errors) == 2, errors
-    assert errors[0] == "restrict_identity('cart') was already called", errors
-    assert "'nope' is not a Fargate service of the mesh (known: ['auth', 'cart', 'web'])" in errors[1], errors
+    assert len(run.plan.of_type(SECRET_POLICY)) == 3
 
 
 # --- east-west security groups ----------------------------------------------------------------------
-SG_IDS = {"web": "sg-0web0000000000000", "cart": "sg-0cart000000000000", "auth": "sg-0auth000000000000"}
 
 
 def test_security_groups_mirror_the_call_graph_on_the_mesh_port_only() -> None:
-    run = run_mesh(then=lambda mesh, capture: mesh.connect_security_groups(SG_IDS))
+    run = run_mesh(then=connect)
     edges = {("web", "cart"), ("web", "auth"), ("cart", "auth")}
     ingress = {
         (r.inputs["referencedSecurityGroupId"], r.inputs["securityGroupId"]): r for r in run.plan.of_type(INGRESS)
@@ -608,25 +611,29 @@ def test_security_groups_mirror_the_call_graph_on_the_mesh_port_only() -> None:
         assert "cidrIpv4" not in i and "cidrIpv6" not in i, rule.urn
 
 
-def test_connect_security_groups_needs_every_service_and_runs_once() -> None:
-    errors: list[str] = []
-
-    def then(mesh: ServiceMesh, capture: Callable[[str, Any], None]) -> None:
-        try:
-            mesh.connect_security_groups({"web": SG_IDS["web"]})
-        except ValueError as error:
-            errors.append(str(error))
-        mesh.connect_security_groups(SG_IDS)
-        try:
-            mesh.connect_security_groups(SG_IDS)
-        except ValueError as error:
-            errors.append(str(error))
-
-    run_mesh(then=then)
-    assert errors == [
-        "connect_security_groups: no security group for auth, cart",
-        "connect_security_groups was already called",
+def test_security_groups_and_rbac_follow_the_intersection_of_calls_and_accepts() -> None:
+    """A call the callee does not accept opens nothing (the catalog also refuses it: test_config)."""
+    catalog = [
+        ServiceSpec(name="web", description="w", calls=("cart", "auth")),
+        ServiceSpec(name="cart", description="c", calls=("auth",), accepts=("web",)),
+        ServiceSpec(name="auth", description="a", accepts=("cart",)),  # web calls auth, auth does not accept web
     ]
+    views = mesh_views(catalog, environment="test", trust_domain=TRUST_DOMAIN)
+    assert views["auth"].allowed_callers == ("cart",)
+    run = run_mesh(catalog=catalog, then=connect)
+    ingress = {r.name for r in run.plan.of_type(INGRESS)}
+    assert ingress == {"ms-test-cart-mesh-from-web", "ms-test-auth-mesh-from-cart"}, ingress
+
+
+def test_mesh_connections_need_every_service_of_the_mesh() -> None:
+    def then(mesh: ServiceMesh, capture: Callable[[str, Any], None]) -> None:
+        MeshConnections(
+            "c",
+            MeshConnectionsArgs(mesh=mesh, security_group_ids={"web": SG_IDS["web"]}, execution_role_arns=ROLE_ARNS),
+        )
+
+    with pytest.raises(ValueError, match=r"one security group per meshed service .*missing: auth, cart"):
+        run_mesh(then=then)
 
 
 # --- modes and protection ---------------------------------------------------------------------------
@@ -672,7 +679,6 @@ def test_a_microservice_built_with_the_attachment_runs_the_sidecar_and_registers
             FargateMicroserviceArgs(
                 spec=spec,
                 sizing=ServiceSizing(image="public.ecr.aws/docker/library/busybox:1.37"),
-                environment="test",
                 compute=ComputeConfig(),
                 data=DataConfig(),
                 observability=ObservabilityConfig(log_retention_days=7),
@@ -681,15 +687,24 @@ def test_a_microservice_built_with_the_attachment_runs_the_sidecar_and_registers
                 isolated_subnet_ids=["subnet-1a", "subnet-1b"],
                 cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/ms-test",
                 cluster_name="ms-test",
-                kms_key_arn=KEY_ARN,
+                mesh=mesh.attachment_for("cart", component_name="ms-test-cart"),
+            ),
+            PlatformContext(
+                environment="test",
                 account_id="123456789012",
                 region="us-east-1",
                 partition="aws",
                 tags={"Project": "microservices"},
-                mesh=mesh.attachment_for("cart"),
+            ).with_key(KEY_ARN),
+        )
+        MeshConnections(
+            "ms-test-mesh-connections",
+            MeshConnectionsArgs(
+                mesh=mesh,
+                security_group_ids={**SG_IDS, "cart": service.security_group_id},
+                execution_role_arns={**ROLE_ARNS, "cart": service.execution_role_arn},
             ),
         )
-        mesh.restrict_identity("cart", service.execution_role_arn)
 
     run = run_mesh(then=then)
     plan = run.plan
@@ -710,6 +725,6 @@ def test_a_microservice_built_with_the_attachment_runs_the_sidecar_and_registers
     execution = next(r for r in plan.of_type(ROLE_POLICY) if r.name == "ms-test-cart-execution")
     statements = {s["Sid"]: s for s in json.loads(execution.inputs["policy"])["Statement"]}
     assert secret.outputs["arn"] in statements["OwnSecrets"]["Resource"], execution.urn
-    policy = json.loads(only(plan, SECRET_POLICY).inputs["policy"])
+    policy = json.loads(named(plan, SECRET_POLICY, "ms-test-cart-identity-policy").inputs["policy"])
     role = next(r for r in plan.resources if r.type == "aws:iam/role:Role" and r.name == "ms-test-cart-execution")
     assert can_read(policy, role.outputs["arn"]), "the microservice's execution role is the one allowed"

@@ -1,4 +1,4 @@
-"""NotificationFunction under the offline mocks: packaging, runtime settings, least-privilege role,
+"""LambdaService (the notification function) under the offline mocks: packaging, runtime settings, least-privilege role,
 SQS trigger with partial batch failures, async failure destination; and its wiring in every stack."""
 
 from __future__ import annotations
@@ -15,21 +15,22 @@ import pytest
 
 from components.notification import (
     CODE_DIR,
-    NotificationFunction,
-    NotificationFunctionArgs,
-    NotificationSettings,
+    CONTRACTS_DIR,
+    LambdaService,
+    LambdaServiceArgs,
+    LambdaSettings,
     code_assets,
 )
 from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from services.notification.service import SPEC
 from services.spec import ServiceSpec, Subscription
-from tests.conftest import VARIANTS, catalog_of, only, preview, run_component
+from tests.conftest import TEST_CONTEXT, VARIANTS, catalog_of, only, preview, run_component
 
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-4333-a444-555555555555"
 QUEUE_ARN = f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:ms-test-notification-queue-1a2b3c4"
 TOPIC_ARN = f"arn:aws:sns:us-east-1:{ACCOUNT_ID}:ms-test-notifications-5d6e7f8"
-SETTINGS = NotificationSettings.for_environment("dev")
+SETTINGS = LambdaSettings.for_environment("dev")
 
 FUNCTION = "aws:lambda/function:Function"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -37,23 +38,21 @@ MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 
 
-def function_args(**overrides: Any) -> NotificationFunctionArgs:
+def function_args(**overrides: Any) -> LambdaServiceArgs:
     values: dict[str, Any] = {
         "spec": SPEC,
         "settings": SETTINGS,
         "queue_arn": QUEUE_ARN,
         "topic_arn": TOPIC_ARN,
-        "kms_key_arn": KEY_ARN,
         "log_retention_days": 14,
         "tracing": True,
-        "tags": {"Environment": "test"},
     }
-    return NotificationFunctionArgs(**{**values, **overrides})
+    return LambdaServiceArgs(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
 def plan() -> Plan:
-    return run_component(lambda: NotificationFunction("ms-test-notification", function_args()))
+    return run_component(lambda: LambdaService("ms-test-notification", function_args(), TEST_CONTEXT))
 
 
 def statements(plan: Plan) -> dict[str, dict[str, Any]]:
@@ -109,7 +108,7 @@ def test_json_logs_go_to_its_own_encrypted_log_group_with_retention(plan: Plan) 
 def test_lambda_log_filter_never_drops_the_handlers_warnings(environment: str) -> None:
     # The handler logs level "WARNING", which Lambda's JSON filter reads as INFO: a WARN/ERROR
     # application filter would drop those lines.
-    assert NotificationSettings.for_environment(environment).log_level in ("DEBUG", "INFO")
+    assert LambdaSettings.for_environment(environment).log_level in ("DEBUG", "INFO")
 
 
 # --- least privilege --------------------------------------------------------------------------
@@ -155,7 +154,7 @@ def test_role_is_assumable_by_lambda_only(plan: Plan) -> None:
 
 
 def test_without_tracing_the_role_has_no_xray_grant() -> None:
-    plan = run_component(lambda: NotificationFunction("n", function_args(tracing=False)))
+    plan = run_component(lambda: LambdaService("n", function_args(tracing=False), TEST_CONTEXT))
     assert "SendTraces" not in statements(plan)
     function = only(plan, FUNCTION)
     assert function.inputs["tracingConfig"] == {"mode": "PassThrough"}, function.urn
@@ -205,14 +204,14 @@ def test_failure_queue_is_encrypted_tls_only_and_kept_14_days(plan: Plan) -> Non
 
 def test_a_spec_with_queue_delivery_needs_its_queue() -> None:
     with pytest.raises(ValueError, match="subscribes with `queue` delivery: pass queue_arn"):
-        run_component(lambda: NotificationFunction("n", function_args(queue_arn=None)))
+        run_component(lambda: LambdaService("n", function_args(queue_arn=None), TEST_CONTEXT))
 
 
 def test_a_direct_only_spec_has_no_queue_trigger_or_queue_grant() -> None:
     direct_only = SPEC.model_copy(
         update={"subscribes": (Subscription(source="user", detail_types=("UserRegistered",), delivery="direct"),)}
     )
-    plan = run_component(lambda: NotificationFunction("n", function_args(spec=direct_only, queue_arn=None)))
+    plan = run_component(lambda: LambdaService("n", function_args(spec=direct_only, queue_arn=None), TEST_CONTEXT))
     assert plan.of_type(MAPPING) == []
     assert "ConsumeOwnQueue" not in statements(plan)
 
@@ -220,7 +219,7 @@ def test_a_direct_only_spec_has_no_queue_trigger_or_queue_grant() -> None:
 def test_a_fargate_spec_is_refused() -> None:
     fargate = ServiceSpec(name="order", description="x")
     with pytest.raises(ValueError, match="is a fargate service, not a Lambda"):
-        run_component(lambda: NotificationFunction("n", function_args(spec=fargate, queue_arn=None)))
+        run_component(lambda: LambdaService("n", function_args(spec=fargate, queue_arn=None), TEST_CONTEXT))
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -228,20 +227,20 @@ def test_a_fargate_spec_is_refused() -> None:
 
 @pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
 def test_settings_follow_aws_guidance(environment: str) -> None:
-    settings = NotificationSettings.for_environment(environment)
+    settings = LambdaSettings.for_environment(environment)
     assert settings.queue_visibility_timeout_seconds >= 6 * settings.timeout_seconds + settings.batching_window_seconds
     assert 2 <= settings.queue_max_concurrency < settings.reserved_concurrency
     assert settings.batch_size <= 10_000 and 0 <= settings.batching_window_seconds <= 300
 
 
 def test_dev_is_the_smallest() -> None:
-    sizes = {e: NotificationSettings.for_environment(e).reserved_concurrency for e in ("dev", "staging", "prod")}
+    sizes = {e: LambdaSettings.for_environment(e).reserved_concurrency for e in ("dev", "staging", "prod")}
     assert sizes["dev"] < sizes["staging"] < sizes["prod"]
 
 
 def test_queue_concurrency_must_leave_room_for_direct_invocations() -> None:
     with pytest.raises(ValueError, match="below reserved_concurrency"):
-        NotificationSettings(reserved_concurrency=2, queue_max_concurrency=2)
+        LambdaSettings(reserved_concurrency=2, queue_max_concurrency=2)
 
 
 # --- packaging --------------------------------------------------------------------------------
@@ -253,8 +252,8 @@ def archive_paths(plan: Plan) -> set[str]:
 
 def test_package_is_the_handler_directory_with_its_contracts(plan: Plan) -> None:
     shipped = archive_paths(plan)
-    schemas = {p.relative_to(CODE_DIR).as_posix() for p in CODE_DIR.glob("schemas/*/v*.json")}
-    assert {"handler.py", "contracts.py"} <= shipped, shipped
+    schemas = {f"contracts/{p.relative_to(CONTRACTS_DIR).as_posix()}" for p in CONTRACTS_DIR.glob("schemas/*/v*.json")}
+    assert {"handler.py", "contracts/__init__.py"} <= shipped, shipped
     assert schemas and schemas <= shipped, schemas - shipped
     assert not {"service.py", "__init__.py"} & shipped, shipped
     assert not any("__pycache__" in p or p.endswith(".pyc") or p.startswith("tests/") for p in shipped), shipped
@@ -263,7 +262,6 @@ def test_package_is_the_handler_directory_with_its_contracts(plan: Plan) -> None
 def test_package_excludes_tests_caches_and_the_spec(tmp_path: Path) -> None:
     for relative in [
         "handler.py",
-        "contracts.py",
         "service.py",
         "__init__.py",
         "schemas/X/v1.json",
@@ -272,11 +270,21 @@ def test_package_excludes_tests_caches_and_the_spec(tmp_path: Path) -> None:
         "tests/conftest.py",
         "__pycache__/handler.cpython-312.pyc",
         "test_local.py",
-        "contracts.pyc",
+        "helpers.pyc",
     ]:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("")
-    assert sorted(code_assets(tmp_path)) == ["contracts.py", "handler.py", "schemas/X/v1.json", "schemas/__init__.py"]
+    own = sorted(p for p in code_assets(tmp_path) if not p.startswith("contracts/"))
+    assert own == ["handler.py", "schemas/X/v1.json", "schemas/__init__.py"]
+
+
+def test_the_shared_contracts_package_ships_beside_the_handler_and_may_not_be_shadowed(tmp_path: Path) -> None:
+    shared = {p for p in code_assets(CODE_DIR) if p.startswith("contracts/")}
+    assert {"contracts/__init__.py", "contracts/schemas/OrderPlaced/v2.json"} <= shared, shared
+    (tmp_path / "handler.py").write_text("")
+    (tmp_path / "contracts.py").write_text("")
+    with pytest.raises(ValueError, match="has its own contracts module"):
+        code_assets(tmp_path)
 
 
 def test_a_directory_without_the_handler_is_refused(tmp_path: Path) -> None:
@@ -305,8 +313,8 @@ def test_shipped_files_import_as_the_lambda_runtime_would(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     contracts_file, count = result.stdout.split()
-    assert Path(contracts_file).resolve() == (tmp_path / "contracts.py").resolve()
-    assert int(count) == len(list(CODE_DIR.glob("schemas/*/v*.json")))
+    assert Path(contracts_file).resolve() == (tmp_path / "contracts" / "__init__.py").resolve()
+    assert int(count) == len(list(CONTRACTS_DIR.glob("schemas/*/v*.json")))
 
 
 # --- wiring in the real stacks ------------------------------------------------------------------
@@ -322,10 +330,10 @@ def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(variant: st
     stack = plan.stack
     catalog = catalog_of(variant)
     function = stack_function(plan)
-    settings = NotificationSettings.for_environment(stack)
+    settings = LambdaSettings.for_environment(stack)
     topic = only(plan, "aws:sns/topic:Topic", f"ms-{stack}-notifications")
     queue = only(plan, "aws:sqs/queue:Queue", f"ms-{stack}-notification-queue")
-    mapping = only(plan, MAPPING)
+    mapping = only(plan, MAPPING, f"ms-{stack}-notification-queue-trigger")
     role = only(plan, "aws:iam/role:Role", f"ms-{stack}-notification-role")
 
     assert function.inputs["tracingConfig"] == {"mode": "Active"}, function.urn
@@ -344,7 +352,12 @@ def test_every_stack_wires_the_function_to_its_queue_topic_and_rules(variant: st
     permissions = plan.of_type("aws:lambda/permission:Permission")
     assert {p.inputs["function"] for p in permissions} == {function.outputs["name"]}
     # One rule (with one target) per subscription in the catalogue; one invoke permission per direct one.
-    rules = {t.inputs["rule"] for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget")}
+    # The bus's own rules (read models declare theirs inside their owner: components/patterns/readmodel.py).
+    rules = {
+        t.inputs["rule"]
+        for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+        if "microservices:readmodel:ReadModel$" not in t.urn
+    }
     subscriptions = [sub for spec in catalog for sub in spec.subscribes]
     assert len(rules) == len(subscriptions)
     assert len(permissions) == sum(sub.delivery == "direct" for sub in subscriptions) > 0

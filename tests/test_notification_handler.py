@@ -26,11 +26,13 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from jsonschema import Draft202012Validator, FormatChecker
 from moto import mock_aws
 
-from services.notification import contracts, handler
+import contracts
+from services.notification import handler
 from tests.notification_events import detail, envelope, sqs_event, sqs_record
 
 REGION = "us-east-1"
-PACKAGE_DIR = Path(contracts.__file__).resolve().parent
+PACKAGE_DIR = Path(handler.__file__).resolve().parent
+"""The notification function's own code folder (the contracts it validates against live in `contracts/`)."""
 PLATFORM_EVENTS = {
     ("OrderPlaced", 1),
     ("OrderPlaced", 2),
@@ -141,7 +143,7 @@ def test_publishers_match_the_service_catalogue() -> None:
 
 @pytest.mark.parametrize(("detail_type", "version"), sorted(PLATFORM_EVENTS))
 def test_schema_is_a_valid_draft_2020_12_schema(detail_type: str, version: int) -> None:
-    path = PACKAGE_DIR / "schemas" / detail_type / f"v{version}.json"
+    path = contracts.SCHEMA_DIR / detail_type / f"v{version}.json"
     schema = json.loads(path.read_text())
     Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -255,7 +257,7 @@ def _mutations(document: dict[str, Any]) -> Iterator[Any]:
 
 @pytest.mark.parametrize(("detail_type", "version"), sorted(PLATFORM_EVENTS))
 def test_built_in_validator_agrees_with_jsonschema(detail_type: str, version: int) -> None:
-    schema = json.loads((PACKAGE_DIR / "schemas" / detail_type / f"v{version}.json").read_text())
+    schema = json.loads((contracts.SCHEMA_DIR / detail_type / f"v{version}.json").read_text())
     reference = Draft202012Validator(schema, format_checker=_FORMATS)
     samples = [detail(detail_type, version), *_mutations(detail(detail_type, version))]
     verdicts = {"valid": 0, "invalid": 0}
@@ -582,7 +584,7 @@ def test_a_broken_schema_file_fails_only_the_events_it_governs(
     topic: Topic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     schemas = tmp_path / "schemas"
-    shutil.copytree(PACKAGE_DIR / "schemas", schemas)
+    shutil.copytree(contracts.SCHEMA_DIR, schemas)
     (schemas / "OrderPlaced" / "v1.json").write_text('{"$schema": "https://json-schema.org/draft/2020-12/schema", ')
     monkeypatch.setattr(contracts, "SCHEMA_DIR", schemas)
     contracts.load_schema.cache_clear()
@@ -744,7 +746,9 @@ def test_the_directory_runs_as_a_lambda_package(tmp_path: Path) -> None:
         task,
         ignore=shutil.ignore_patterns("__pycache__", "tests", "service.py", "__init__.py", "conftest.py"),
     )
-    assert (task / "handler.py").is_file() and (task / "schemas" / "OrderPlaced" / "v2.json").is_file()
+    # ... and adds the shared contracts package beside the handler.
+    shutil.copytree(Path(contracts.__file__).parent, task / "contracts", ignore=shutil.ignore_patterns("__pycache__"))
+    assert (task / "handler.py").is_file() and (task / "contracts" / "schemas" / "OrderPlaced" / "v2.json").is_file()
     event = envelope("OrderPlaced", detail("OrderPlaced", 2, correlation_id="corr-packaged"))
     script = textwrap.dedent(
         """

@@ -15,11 +15,14 @@ from typing import Any
 import pytest
 
 from components.config import ObservabilityConfig
+from components.context import PlatformContext
 from components.kms import key_policy
 from components.observability import (
     DashboardModel,
     Observability,
     ObservabilityArgs,
+    PlatformWatch,
+    PlatformWatchArgs,
     ServiceMetrics,
     ServicePanel,
     dashboard_body,
@@ -45,28 +48,31 @@ LB_DIMS = {"LoadBalancer": "app/ms-test-alb/0123456789abcdef", "TargetGroup": "t
 
 
 def observability_args(**config: Any) -> ObservabilityArgs:
-    return ObservabilityArgs(
-        config=ObservabilityConfig(**config),
-        kms_key_arn=KEY_ARN,
-        account_id=ACCOUNT_ID,
-        region="us-east-1",
-        partition="aws",
-        tags=TAGS,
-    )
+    return ObservabilityArgs(config=ObservabilityConfig(**config))
+
+
+CONTEXT = PlatformContext(
+    environment="test", account_id=ACCOUNT_ID, region="us-east-1", partition="aws", tags=TAGS
+).with_key(KEY_ARN)
 
 
 def build(**config: Any) -> Observability:
-    observability = Observability("ms-test", observability_args(**config))
-    observability.watch_queues({"targets": "ms-test-targets-dlq", "orders": "ms-test-orders-dlq"})
-    observability.watch_function("notification", "ms-test-notification-fn")
-    observability.publish_dashboard(
-        cluster_name="ms-test-cluster",
-        services={
-            "web": ServiceMetrics(service_name="ms-test-web", load_balancers={"public": LB_DIMS}),
-            "worker": ServiceMetrics(service_name="ms-test-worker"),
-        },
-        bus_name="ms-test-bus",
-        rule_names=["ms-test-orders-order"],
+    """The alarm topic first, then the watch over what it alarms on (as `build_platform` does)."""
+    observability = Observability("ms-test", observability_args(**config), CONTEXT)
+    PlatformWatch(
+        "ms-test-watch",
+        PlatformWatchArgs(
+            observability=observability,
+            queues={"targets": "ms-test-targets-dlq", "orders": "ms-test-orders-dlq"},
+            functions={"notification": "ms-test-notification-fn"},
+            cluster_name="ms-test-cluster",
+            services={
+                "web": ServiceMetrics(service_name="ms-test-web", load_balancers={"public": LB_DIMS}),
+                "worker": ServiceMetrics(service_name="ms-test-worker"),
+            },
+            bus_name="ms-test-bus",
+            rule_names=["ms-test-orders-order"],
+        ),
     )
     return observability
 
@@ -149,7 +155,9 @@ def test_no_email_subscription_unless_configured(plan: Plan) -> None:
 
 
 def test_alarm_email_subscribes_to_the_topic() -> None:
-    result = run_component(lambda: Observability("ms-test", observability_args(alarm_email="oncall@example.com")))
+    result = run_component(
+        lambda: Observability("ms-test", observability_args(alarm_email="oncall@example.com"), CONTEXT)
+    )
     subscription = only(result, SUBSCRIPTION)
     topic = only(result, TOPIC)
     assert subscription.inputs["protocol"] == "email", subscription.urn
@@ -191,22 +199,27 @@ def test_dlq_and_lambda_alarms_notify_the_topic(plan: Plan) -> None:
         assert lam["dimensions"] == {"FunctionName": "ms-test-notification-fn"}
 
 
-def test_each_purpose_is_watched_once_and_the_dashboard_comes_last() -> None:
-    def twice() -> None:
-        observability = Observability("ms-test", observability_args())
-        observability.watch_queues({"targets": "a-dlq"})
-        observability.watch_queues({"targets": "b-dlq"})
+def test_alarms_are_named_with_the_prefix_the_topic_accepts(plan: Plan) -> None:
+    """The naming contract is explicit: the topic policy's alarm ARN pattern and every alarm name come
+    from `Observability.alarm_name_prefix`."""
+    policy = json.loads(only(plan, "aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
+    [allow] = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    pattern = allow["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert pattern.endswith(":alarm:ms-test-*"), pattern
+    alarms = plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarms
+    for alarm in alarms:
+        assert alarm.inputs["name"].startswith("ms-test-"), alarm.urn
 
-    with pytest.raises(ValueError, match="already declared"):
-        run_component(twice)
 
-    def late() -> None:
-        observability = Observability("ms-test", observability_args())
-        observability.publish_dashboard(cluster_name="c", services={})
-        observability.watch_function("notification", "fn")
-
-    with pytest.raises(ValueError, match="before publish_dashboard"):
-        run_component(late)
+def test_the_watch_is_its_own_component_declared_after_the_topic(plan: Plan) -> None:
+    by_urn = plan.by_urn()
+    for resource in [
+        *plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"),
+        only(plan, "aws:cloudwatch/dashboard:Dashboard"),
+    ]:
+        assert by_urn[resource.parent].type == "microservices:observability:PlatformWatch", resource.urn
+    assert by_urn[only(plan, "aws:sns/topic:Topic").parent].type == "microservices:observability:Observability"
 
 
 # --- the dashboard body ---------------------------------------------------------------------------
@@ -317,7 +330,7 @@ def test_the_stack_dashboard_has_a_row_per_service_and_is_exported(variant: str)
     plan = preview(variant).plan
     stack = plan.stack
     dashboard = only(plan, DASHBOARD)
-    component = only(plan, OBSERVABILITY)
+    component = only(plan, "microservices:observability:PlatformWatch")
     assert dashboard.parent == component.urn, dashboard.urn
     assert dashboard.inputs["dashboardName"] == f"ms-{stack}-platform", dashboard.urn
     assert plan.outputs["dashboardName"] == dashboard.outputs["dashboardName"], dashboard.urn

@@ -18,7 +18,7 @@ from offline.mocks import RESOURCE_SHAPES
 from offline.plan import Plan
 from offline.render import render_preview
 from offline.runtime import OfflineError, read_stack_files, run_function, run_program
-from tests.conftest import ROOT, STACKS, preview
+from tests.conftest import ROOT, preview
 from tests.secrets import ciphertext
 
 ARN = re.compile(r"^arn:aws:[a-z0-9-]+:([a-z0-9-]*):(\d{12})?:.+$")
@@ -182,34 +182,6 @@ def test_rendered_tree_shows_nesting_and_summary(dev_plan: Plan) -> None:
     below = lines[network + 1 : network + 8]
     assert any(re.match(r"^ \+   [│ ]  [├└]─ awsx:ec2:Vpc\s+ms-dev-vpc\s+create$", line) for line in below), below
     assert f"+ {len(dev_plan.resources)} to create" in text
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_cli_previews_each_stack_and_writes_both_files(stack: str, tmp_path: Path) -> None:
-    plan_file, export_file = tmp_path / "plan.json", tmp_path / "export.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "offline",
-            "preview",
-            "--stack",
-            stack,
-            "--json",
-            str(plan_file),
-            "--export",
-            str(export_file),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"Previewing update ({stack})" in result.stdout
-    assert json.loads(plan_file.read_text())["steps"]
-    assert json.loads(export_file.read_text())["version"] == 3
-    assert "Policies:" in result.stdout, "the policy pack runs by default"
 
 
 def test_cli_plan_file_never_shows_secure_config_in_clear(tmp_path: Path) -> None:

@@ -169,6 +169,32 @@ def test_resource_policies_and_prefix_lists_and_memberships_are_paths() -> None:
     ]
 
 
+def test_a_queue_policy_of_a_store_member_is_a_path() -> None:
+    stack = platform()
+    _role(stack, "payment-task-role")
+    feed = stack.add("aws:sqs/queue:Queue", "orders-feed", {"sqsManagedSseEnabled": True}, parent=stack["orders-data"])
+    stack.add(
+        "aws:sqs/queuePolicy:QueuePolicy",
+        "orders-feed-policy",
+        {
+            "policy": policy_document(
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::123456789012:role/payment-task-role-abc"},
+                    "Action": "sqs:ReceiveMessage",
+                    "Resource": "*",
+                }
+            )
+        },
+        parent=stack["orders"],
+        deps={"queueUrl": [feed]},
+    )
+    assert messages(ownership.NO_SHARED_DATABASES, stack) == [
+        f"{ORDERS_TABLE} is shared with service 'payment': aws:sqs/queuePolicy:QueuePolicy 'orders-feed-policy' "
+        "allows sqs:ReceiveMessage to role 'payment-task-role'"
+    ]
+
+
 def test_literal_endpoints_in_another_service_s_values_are_paths() -> None:
     stack = platform()
     stack["payment-cache"].update(primaryEndpointAddress="master.dev-payment.abc123.use1.cache.amazonaws.com")

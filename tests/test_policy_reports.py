@@ -87,6 +87,9 @@ def test_the_repository_exceptions_file_is_empty_and_valid() -> None:
 def test_sarif_and_json_reports_of_a_real_run(tmp_path: Path) -> None:
     plan = _broken_plan(publiclyAccessible=True)
     report = run_policy_pack(plan, pack_dir=PACK)
+    # The repository lists no exception: the exception policies are served disabled (nothing to do).
+    levels = {p.name: p.enforcement_level for p in report.policies}
+    assert levels["policy-exceptions"] == levels["policy-exceptions-applied"] == "disabled"
     sarif = report_sarif(report, stack=plan.stack, project=plan.project)
     jsonschema.Draft4Validator(_sarif_schema()).validate(sarif)
     run = sarif["runs"][0]

@@ -459,10 +459,52 @@ def test_saved_plan_files_are_checked_and_certain_failures_exit_1(
 
 
 def test_preview_runs_the_preflight_before_the_pack_and_no_preflight_skips_it(
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["preview", "--stack", "dev", "--no-policy"]) == 0
+    import offline.runtime
+
+    # The CLI's own code path, with the program run the other tests already paid for.
+    monkeypatch.setattr(offline.runtime, "run_program", lambda _dir, stack: preview(stack))
+    assert main(["preview", "--stack", "dev"]) == 0
     out = capsys.readouterr().out
-    assert "\nPreflight: 0 certain, " in out, out[-2000:]
+    assert "\nPreflight: 0 certain, " in out and "Policy violations: 0 mandatory" in out, out[-2000:]
+    assert out.index("\nPreflight: ") < out.index("Policy violations:"), "the preflight runs before the pack"
     assert main(["preview", "--stack", "dev", "--no-policy", "--no-preflight"]) == 0
     assert "Preflight:" not in capsys.readouterr().out
+    broken = copy.deepcopy(preview("dev"))
+    _edit(RDS, "users", _set("engineVersion", "16.6"))(broken.plan)
+    monkeypatch.setattr(offline.runtime, "run_program", lambda _dir, stack: broken)
+    assert main(["preview", "--stack", "dev", "--no-policy"]) == 1
+    assert "[rds-engine-version-and-class]" in capsys.readouterr().out
+
+
+# --- real program changes: the component run with values config validation would have stopped -------
+def _ledger_plan(**overrides: Any) -> Plan:
+    from components.microservice import FargateMicroservice
+    from tests.conftest import run_component
+    from tests.test_microservice import CONTEXT, SPEC, make_args
+
+    args = make_args(SPEC, **overrides)
+    return run_component(lambda: FargateMicroservice("ms-test-ledger", args, CONTEXT))
+
+
+def test_program_change_arm64_on_spot_is_caught_even_without_config_validation() -> None:
+    from components.config import ComputeConfig
+
+    # model_construct skips the validator, as a program that built its own config would.
+    compute = ComputeConfig.model_construct(**{**ComputeConfig().model_dump(), "capacity": "spot"})
+    assert compute.cpu_architecture == "ARM64"
+    plan = _ledger_plan(compute=compute)
+    findings = run_preflight(plan).certain
+    assert [f.rule for f in findings] == ["fargate-spot-arm64"], findings
+    assert findings[0].urn.endswith("aws:ecs/service:Service::ms-test-ledger-service"), findings[0].urn
+
+
+def test_program_change_fargate_size_is_caught_even_without_config_validation() -> None:
+    from components.config import ServiceSizing
+
+    sizing = ServiceSizing.model_construct(
+        image="busybox:1.37", cpu=256, memory=4096, desired_count=1, min_count=1, max_count=2, cpu_target_percent=60
+    )
+    findings = run_preflight(_ledger_plan(sizing=sizing)).certain
+    assert [(f.rule, f.property, f.value) for f in findings] == [("fargate-task-size", "memory", "4096")], findings

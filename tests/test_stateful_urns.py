@@ -25,7 +25,7 @@ import json
 
 import pytest
 
-from offline.plan import Plan
+from offline.plan import Plan, PlannedResource
 from tests.conftest import ROOT, STACKS, preview
 
 GOLDEN = ROOT / "tests" / "golden" / "stateful_urns.json"
@@ -62,6 +62,11 @@ STATEFUL_TYPES = frozenset(
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:ecr/repository:Repository",
         "aws:schemas/registry:Registry",
+        # Data patterns: a saga's state machine holds its running executions and their history (a
+        # replacement orphans every in-flight order); an outbox pipe holds its position in the event
+        # store's stream (a new pipe starts again at TRIM_HORIZON and republishes up to 24 h of events).
+        "aws:sfn/stateMachine:StateMachine",
+        "aws:pipes/pipe:Pipe",
     }
 )
 """Resources whose replacement loses data, history or identity (what they hold is not in the program)."""
@@ -143,8 +148,25 @@ STATELESS_TYPES = frozenset(
 """Resources a replacement only re-creates from the program (configuration, wiring, policies, compute)."""
 
 
+def engine_urn(plan: Plan, resource: PlannedResource, by_urn: dict[str, PlannedResource]) -> str:
+    """The URN the Pulumi engine gives `resource`: `urn:pulumi:<stack>::<project>::<qualified type>::<name>`,
+    where the qualified type is every ancestor's type below the root stack, then its own, joined by `$`
+    (https://www.pulumi.com/docs/iac/concepts/resources/names/#urns).
+
+    The mock monitor's URNs (`plan.resources[i].urn`, from `pulumi.runtime.mocks.make_urn`) keep only
+    the immediate parent's type, so moving a data store to a component of another type would not
+    change them; computing the engine's form from the recorded parents does catch it."""
+    types = []
+    current: PlannedResource | None = resource
+    while current is not None and current.type != "pulumi:pulumi:Stack":
+        types.append(current.type)
+        current = by_urn.get(current.parent) if current.parent else None
+    return f"urn:pulumi:{plan.stack}::{plan.project}::{'$'.join(reversed(types))}::{resource.name}"
+
+
 def stateful_urns(plan: Plan) -> list[str]:
-    return sorted(r.urn for r in plan.resources if r.type in STATEFUL_TYPES)
+    by_urn = plan.by_urn()
+    return sorted(engine_urn(plan, r, by_urn) for r in plan.resources if r.type in STATEFUL_TYPES)
 
 
 def _golden() -> dict[str, list[str]]:
@@ -217,13 +239,21 @@ def test_golden_file_covers_every_stack_and_every_kind_of_data() -> None:
             assert required in types, f"{stack}: no {required} pinned in {GOLDEN}"
 
 
-def test_pin_catches_a_renamed_stateful_resource() -> None:
-    """The check itself: a plan with one stateful resource renamed is reported, with the old URN."""
+def test_pin_sees_the_whole_parent_chain() -> None:
+    """A table is a child of its DynamoTable component, itself a child of the owning FargateMicroservice:
+    the pinned URN names both, so re-parenting the store component (not only the table) is caught."""
+    urns = [u for u in _golden()["dev"] if u.endswith("::ms-dev-order-orders-table")]
+    assert urns == [
+        "urn:pulumi:dev::microservices::microservices:service:FargateMicroservice$microservices:data:DynamoTable"
+        "$aws:dynamodb/table:Table::ms-dev-order-orders-table"
+    ]
     plan = preview("dev").plan
     table = next(r for r in plan.resources if r.type == "aws:dynamodb/table:Table")
-    renamed = Plan(project=plan.project, stack=plan.stack, resources=[r for r in plan.resources if r is not table])
-    missing = set(_golden()["dev"]) - set(stateful_urns(renamed))
-    assert missing == {table.urn}
+    store = plan.by_urn()[table.parent]
+    moved = PlannedResource(**{**store.__dict__, "parent": plan.resources[0].urn})
+    resources = [moved if r is store else r for r in plan.resources]
+    missing = set(_golden()["dev"]) - set(stateful_urns(Plan(plan.project, plan.stack, resources)))
+    assert any(u.endswith("::ms-dev-order-orders-table") for u in missing), missing
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from offline.policy.report import (
     urn_name,
     urn_type,
 )
-from offline.policy.runner import run_policy_pack
+from offline.policy.runner import PolicySession, run_policy_pack
 
 __all__ = [
     "ENFORCEMENT_LEVELS",
@@ -69,6 +69,7 @@ __all__ = [
     "PolicyRemediation",
     "PolicyReport",
     "PolicyRunnerError",
+    "PolicySession",
     "PolicyViolation",
     "build_analyze_request",
     "build_analyze_stack_request",

@@ -119,7 +119,9 @@ def report_sarif(report: PolicyReport, *, stack: str, project: str) -> dict[str,
             "name": "".join(part.capitalize() for part in policy.name.split("-")),
             "shortDescription": {"text": policy.description.split(". ")[0][:1000] or policy.name},
             "fullDescription": {"text": policy.description or policy.name},
-            "defaultConfiguration": {"level": "error" if policy.enforcement_level == "mandatory" else "warning"},
+            "defaultConfiguration": {
+                "level": {"mandatory": "error", "advisory": "warning"}.get(policy.enforcement_level, "none")
+            },
             "properties": {
                 "security-severity": SECURITY_SEVERITY.get(severity, "9.5"),
                 "severity": severity,

@@ -13,13 +13,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from offline.plan import Plan
 from offline.policy.config import PolicyProject
 from offline.policy.protocol import CHANNEL_OPTIONS, OFFLINE_ENGINE_ADDRESS
 from offline.policy.report import PolicyPackError
@@ -172,8 +171,9 @@ def pack_command(pack_dir: Path, project: PolicyProject) -> tuple[list[str], dic
 
 
 def pack_environment(
-    plan: Plan,
     *,
+    project: str,
+    stack: str,
     env_changes: Mapping[str, str],
     stack_config: Mapping[str, str] | None,
     organization: str,
@@ -187,31 +187,24 @@ def pack_environment(
     env["PULUMI_CONFIG"] = json.dumps(dict(stack_config or {}))
     if organization:
         env["PULUMI_ORGANIZATION"] = organization
-    env["PULUMI_PROJECT"] = plan.project
-    env["PULUMI_STACK"] = plan.stack
+    env["PULUMI_PROJECT"] = project
+    env["PULUMI_STACK"] = stack
     env["PULUMI_DRY_RUN"] = "true" if dry_run else "false"
     return env
 
 
-@contextlib.contextmanager
-def started_pack(
-    argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float
-) -> Iterator[tuple[PackProcess, Any]]:
-    process = PackProcess(argv, cwd, env)
-    channel = None
+def connect(process: PackProcess, timeout: float) -> Any:
+    """Wait for the pack's port, then for a gRPC channel to it. Stops the pack and raises on failure."""
+    port = process.wait_for_port(timeout)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)
     try:
-        port = process.wait_for_port(timeout)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)
-        try:
-            grpc.channel_ready_future(channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            raise PolicyPackError(
-                f"could not connect to the policy pack on port {port} within {timeout:g} s",
-                stderr=process.stderr_text(),
-                pid=process.pid,
-            ) from None
-        yield process, channel
-    finally:
-        if channel is not None:
-            channel.close()
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        channel.close()
         process.stop()
+        raise PolicyPackError(
+            f"could not connect to the policy pack on port {port} within {timeout:g} s",
+            stderr=process.stderr_text(),
+            pid=process.pid,
+        ) from None
+    return channel

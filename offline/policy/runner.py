@@ -20,7 +20,7 @@ from offline.policy.config import (
     reconcile_config,
     validate_config,
 )
-from offline.policy.process import PackProcess, pack_command, pack_environment, started_pack
+from offline.policy.process import PackProcess, connect, pack_command, pack_environment
 from offline.policy.protocol import (
     LEVEL_FROM_PROTO,
     LEVEL_TO_PROTO,
@@ -103,21 +103,114 @@ def run_policy_pack(
     `timeout` bounds the pack's start-up and each RPC, in seconds. The pack process is always stopped
     before this returns or raises. Raises PolicyPackError (or PolicyConfigError) with the pack's stderr.
     """
-    pack_dir = Path(pack_dir)
-    project = load_policy_project(pack_dir)
-    user_config = parse_user_config(config)
-    argv, env_changes = pack_command(pack_dir, project)
-    env = pack_environment(
-        plan, env_changes=env_changes, stack_config=stack_config, organization=organization, dry_run=dry_run
-    )
-    with started_pack(argv, pack_dir.resolve(), env, timeout) as (process, channel):
-        analyzer = _Analyzer(channel, process, timeout)
-        report = _analyze(
-            analyzer, plan, pack_dir, project, user_config, stack_config, organization, stack_tags, dry_run
-        )
-    report.pack_log = process.log_text()
-    report.pack_pid = process.pid
+    with PolicySession(
+        pack_dir,
+        config,
+        timeout,
+        project=plan.project,
+        stack=plan.stack,
+        stack_config=stack_config,
+        organization=organization,
+        dry_run=dry_run,
+    ) as session:
+        report = session.analyze(plan, stack_config=stack_config, stack_tags=stack_tags)
+    report.pack_log = session.process.log_text()  # complete now that the pack has exited
     return report
+
+
+class PolicySession:
+    """One policy pack process serving the plans of several stacks, one after another.
+
+    `pulumi preview --policy-pack` starts the pack once per stack; previewing every stack in one command
+    (`python -m offline preview --all-stacks`) starts it once and, for each plan, runs the same RPC
+    sequence as `run_policy_pack` (ConfigureStack with that stack's identity, GetAnalyzerInfo, Configure,
+    Remediate/Analyze per resource, AnalyzeStack). The pack process starts as soon as the session is
+    created, so it boots on the other core while the first program runs; `analyze` waits for it.
+
+    What a pack reads from its environment at start-up (`PULUMI_STACK`, `PULUMI_CONFIG`, which the
+    Python policy SDK turns into `pulumi.get_stack()` and config) is the first stack's; the later stacks
+    reach the pack only through their requests. This pack's policies read neither (they key environment
+    rules on the `Environment` tag), and `tests/test_multi_stack.py` checks that every stack's report
+    is the same as from a pack started for that stack alone.
+    """
+
+    def __init__(
+        self,
+        pack_dir: Path | str = Path("policies"),
+        config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        timeout: float = 60,
+        *,
+        project: str,
+        stack: str,
+        stack_config: Mapping[str, str] | None = None,
+        organization: str = "",
+        dry_run: bool = True,
+    ) -> None:
+        self.pack_dir = Path(pack_dir)
+        self.timeout = timeout
+        self.organization = organization
+        self.dry_run = dry_run
+        self.project = load_policy_project(self.pack_dir)
+        self.user_config = parse_user_config(config)
+        argv, env_changes = pack_command(self.pack_dir, self.project)
+        env = pack_environment(
+            project=project,
+            stack=stack,
+            env_changes=env_changes,
+            stack_config=stack_config,
+            organization=organization,
+            dry_run=dry_run,
+        )
+        self.process = PackProcess(argv, self.pack_dir.resolve(), env)
+        self._channel: Any = None
+        self._analyzer: _Analyzer | None = None
+        self._log_seen = 0
+
+    def __enter__(self) -> PolicySession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def analyze(
+        self,
+        plan: Plan,
+        *,
+        stack_config: Mapping[str, str] | None = None,
+        stack_tags: Mapping[str, str] | None = None,
+    ) -> PolicyReport:
+        """Run the pack over one plan. Raises PolicyPackError (the session is then closed)."""
+        try:
+            if self._analyzer is None:
+                self._channel = connect(self.process, self.timeout)
+                self._analyzer = _Analyzer(self._channel, self.process, self.timeout)
+            report = _analyze(
+                self._analyzer,
+                plan,
+                self.pack_dir,
+                self.project,
+                self.user_config,
+                stack_config,
+                self.organization,
+                stack_tags,
+                self.dry_run,
+            )
+        except BaseException:
+            self.close()
+            raise
+        log = self.process.log_text()
+        report.pack_log = log[self._log_seen :]
+        self._log_seen = len(log)
+        report.pack_pid = self.process.pid
+        return report
+
+    def close(self) -> None:
+        """Close the channel and stop the pack (and its process group). Safe to call twice."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        self._analyzer = None
+        self.process.stop()
 
 
 def _analyze(

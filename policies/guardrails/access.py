@@ -10,8 +10,9 @@ Rules that reason about effective access (`no-shared-databases`, `mtls-required`
 * **Permissions.** Per role: inline policies, `RolePolicy`, customer-managed policies attached through
   `RolePolicyAttachment`, `PolicyAttachment` or `managedPolicyArns`, and AWS-managed policies, whose
   documents come from the dated snapshot `data/aws_managed_policies.json`; an AWS-managed policy the
-  snapshot does not know "could grant anything". Resource-based policies (DynamoDB resource policies,
-  secret policies, KMS key policies) add the principals they name.
+  snapshot does not know "could grant anything". Resource-based policies (DynamoDB table and stream
+  resource policies, secret policies, KMS key policies, and queue and topic policies of a store's
+  members, e.g. a read model's feed) add the principals they name.
 * **Privilege escalation.** A service that may `iam:PassRole` a role together with an action that
   starts compute with it (ECS RunTask/StartTask/RegisterTaskDefinition/CreateService/UpdateService,
   Lambda CreateFunction/UpdateFunctionConfiguration, ...) or `sts:AssumeRole` it can become that
@@ -60,7 +61,6 @@ from .core import (
     mapping,
     property_deps,
     service_owner,
-    service_owners,
     wildcard_match,
 )
 from .documents import InvalidPolicyDocument, Statement, action_matches, parse_policy
@@ -78,6 +78,8 @@ DYNAMODB_RESOURCE_POLICY = "aws:dynamodb/resourcePolicy:ResourcePolicy"
 SECRET_POLICY = "aws:secretsmanager/secretPolicy:SecretPolicy"
 KMS_KEY = "aws:kms/key:Key"
 KMS_KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
+QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 CACHE_USER = "aws:elasticache/user:User"
 CACHE_USER_GROUP = "aws:elasticache/userGroup:UserGroup"
 
@@ -104,8 +106,6 @@ START_COMPUTE_ACTIONS = (
 )
 """Actions that start compute with a role the caller passes (iam:PassRole is the gate); from the
 privilege-escalation methods Rhino Security Labs documented for AWS IAM (PassRole + ...)."""
-
-ASSUME_ACTIONS = ("sts:AssumeRole",)
 
 ENDPOINT_KEYS: Mapping[str, tuple[str, ...]] = {
     RDS_INSTANCE: ("address", "endpoint", "identifier", "arn", "resourceId"),
@@ -367,10 +367,6 @@ class AccessModel:
             return None
         return self._role_by_arn.get(value) or self._role_by_name.get(value.rsplit("/", 1)[-1])
 
-    @staticmethod
-    def owner_of(resource: StackResource) -> StackResource | None:
-        return service_owner(resource)
-
     # --- principals -------------------------------------------------------------------------------
     def _computes(self) -> list[Compute]:
         runners_of_task: dict[str, list[StackResource]] = {}
@@ -579,19 +575,28 @@ class AccessModel:
     # --- mesh identities --------------------------------------------------------------------------
     def _identities(self) -> dict[str, StackResource]:
         """Envoy node cluster name (the service's mesh name) -> service, from each task definition."""
-        from .mesh import envoy_bootstrap  # late: mesh imports this module
-
         identities: dict[str, StackResource] = {}
+        self._bootstraps: dict[str, tuple[Any, str | None]] = {}
         for compute in self.computes:
             if compute.resource.resource_type != TASK_DEFINITION or not compute.services:
                 continue
-            bootstrap, problem = self._guard(lambda c=compute: envoy_bootstrap(c.resource)) or (None, "unknown")
+            bootstrap, problem = self._guard(lambda c=compute: self.bootstrap_of(c.resource)) or (None, "unknown")
             if problem is None:
                 node = mapping(mapping(bootstrap).get("node"))
                 name = node.get("cluster")
                 if isinstance(name, str) and name:
                     identities[name] = service_owner(compute.resource) or compute.services[0]
         return identities
+
+    def bootstrap_of(self, task_definition: StackResource) -> tuple[Any, str | None]:
+        """`mesh.envoy_bootstrap` of a task definition, parsed once per model (by URN)."""
+        from .mesh import envoy_bootstrap  # late: mesh imports this module
+
+        cached = self._bootstraps.get(task_definition.urn)
+        if cached is None:
+            cached = envoy_bootstrap(task_definition)  # an unknown value raises, and is not cached
+            self._bootstraps[task_definition.urn] = cached
+        return cached
 
     # --- data stores ------------------------------------------------------------------------------
     def stores(self) -> list[Store]:
@@ -662,6 +667,8 @@ class AccessModel:
             DYNAMODB_RESOURCE_POLICY: "resourceArn",
             SECRET_POLICY: "secretArn",
             KMS_KEY_POLICY: "keyId",
+            QUEUE_POLICY: "queueUrl",
+            TOPIC_POLICY: "arn",
         }
         documents: list[tuple[StackResource, StackResource | None, str | None, Any]] = []
         for r in self.resources:
@@ -671,7 +678,7 @@ class AccessModel:
                 documents.append(
                     (r, deps[0] if deps else None, _text(r.props, link), self._guard(lambda r=r: r.props.get("policy")))
                 )
-            elif r.resource_type == KMS_KEY and _in_data_component(r):
+            elif r.resource_type in (KMS_KEY, "aws:sqs/queue:Queue", "aws:sns/topic:Topic") and _in_data_component(r):
                 documents.append((r, r, None, self._guard(lambda r=r: r.props.get("policy"))))
         for policy, target, literal, document in documents:
             if not document:
@@ -933,7 +940,6 @@ __all__ = [
     "Store",
     "aws_managed_policy_name",
     "managed_policy_snapshot",
-    "service_owners",
 ]
 
 

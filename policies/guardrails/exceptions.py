@@ -18,7 +18,8 @@ run: the problem is gone or the URN is wrong). Both run last in the pack, after 
 the same run (resource policies run in `Analyze`, before `AnalyzeStack`).
 
 The file is `exceptions.yaml` beside the pack's `PulumiPolicy.yaml`, or the file named by the
-environment variable `MICROSERVICES_POLICY_EXCEPTIONS`.
+environment variable `MICROSERVICES_POLICY_EXCEPTIONS`. While it lists no exception, both policies
+are served disabled (see `in_use`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ def _load() -> None:
         _Registry.exceptions, _Registry.load_error = parse(yaml.safe_load(path.read_text()))
     except yaml.YAMLError as error:
         _Registry.load_error = f"is not valid YAML ({error})"
+
+
+def in_use() -> bool:
+    """Is there anything for the exception policies to do: entries, or a file that cannot be read? When
+    not, the pack serves them disabled: pulumi_policy deserializes every resource once per enabled stack
+    policy (about 1 s per policy at 8,000 resources), and an empty list has nothing to apply or report."""
+    _load()
+    return bool(_Registry.exceptions or _Registry.load_error)
 
 
 def today() -> datetime.date:

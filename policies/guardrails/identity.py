@@ -50,6 +50,16 @@ UNSCOPED_ACTIONS = [
     "ec2:UnassignPrivateIpAddresses",
     "servicediscovery:DiscoverInstances",
     "servicediscovery:DiscoverInstancesRevision",
+    # Vended log delivery (Step Functions, Pipes): the Service Authorization Reference lists no resource
+    # type for these, and the Step Functions developer guide ("Using CloudWatch Logs to log execution
+    # history") grants them on Resource '*'.
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
 ]
 """Actions that need Resource '*': they support no resource-level permissions, or (logs:DescribeLogGroups,
 ssmmessages:*) AWS's documented ECS Exec task-role policy grants them on '*'. Cloud Map's DiscoverInstances and

@@ -487,6 +487,7 @@ def _callers_match(
 
 
 def _sidecar(
+    model: AccessModel,
     service: StackResource,
     task_definitions: Sequence[StackResource],
     config: Config,
@@ -503,7 +504,7 @@ def _sidecar(
             ),
         )
     for task_definition in task_definitions:
-        bootstrap, problem = envoy_bootstrap(task_definition)
+        bootstrap, problem = model.bootstrap_of(task_definition)
         if problem is not None:
             yield False, Finding(f"service '{service.name}': {problem}", task_definition.urn)
             continue
@@ -600,7 +601,9 @@ def check_mtls(resources: Sequence[StackResource], config: Config) -> Iterator[F
     sidecars: dict[str, list[tuple[bool, Finding]]] = {}
     for service in services:
         try:
-            sidecars[service.urn] = list(_sidecar(service, task_definitions.get(service.urn, []), config, bootstraps))
+            sidecars[service.urn] = list(
+                _sidecar(model, service, task_definitions.get(service.urn, []), config, bootstraps)
+            )
         except UnknownValueError as error:
             deferred.error = deferred.error or error
     accepts = _call_graph(model, bootstraps, mesh_port)

@@ -17,7 +17,8 @@ path of the access model (`access.AccessModel`) is exactly its owner**. The path
 * credentials: a literal string of the service's compute (environment, secrets, command) holds the
   store's endpoint, name, ARN or credentials secret ARN;
 * dependencies: a resource of the service depends on the store or a member of its component.
-Each message names the store, its owner, the intruder and the path.
+Each message names the store, its owner, the intruder and the path. The data patterns (read models,
+outboxes, saga state machines) add the checks of `patterns.py`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .core import (
     StackRule,
     service_owners,
 )
+from .patterns import pattern_findings
 
 
 def check_no_shared_databases(resources: Sequence[StackResource], config: Config) -> Iterator[Finding]:
@@ -53,6 +55,8 @@ def check_no_shared_databases(resources: Sequence[StackResource], config: Config
             yield Finding(_beyond_owner(store, reach.path), reach.urn)
         else:
             yield Finding(_shared(store, reach.service, reach.path), reach.urn)
+    # Read models, outboxes and sagas: paths that start at no service, and saga state machine grants.
+    yield from pattern_findings(resources, stores)
     _finish(model)
 
 

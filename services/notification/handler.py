@@ -2,9 +2,10 @@
 
 Entry point ``handler.handle`` (runtime python3.12). The deployment package is this directory with
 ``handler.py`` at its root (minus tests and the infrastructure-only ``service.py``), so this module
-imports only the standard library, boto3/botocore (shipped by the Lambda runtime) and its sibling
-``contracts`` module; see ``contracts`` for why JSON Schema validation is built in rather than done
-with ``jsonschema``.
+imports only the standard library, boto3/botocore (shipped by the Lambda runtime) and the
+``contracts`` package (the repository's event contracts, copied into every Lambda package next to the
+handler); see ``contracts`` for why JSON Schema validation is built in rather than done with
+``jsonschema``.
 
 Two ways in:
 
@@ -53,10 +54,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-try:  # imported as `services.notification.handler` (tests, tooling)
-    from . import contracts
-except ImportError:  # imported as the top-level module `handler` inside the Lambda package
-    import contracts  # type: ignore[no-redef]
+import contracts  # the repository's top-level `contracts/` package, shipped inside the Lambda package
 
 TOPIC_ARN_ENV: Final = "NOTIFICATION_TOPIC_ARN"
 SERVICE_NAME_ENV: Final = "POWERTOOLS_SERVICE_NAME"

@@ -10,6 +10,8 @@ from services.spec import ServiceSpec, Subscription
 SPEC = ServiceSpec(
     name="notification",
     kind="lambda",
+    notifies=True,  # publishes to the platform's notification topic
+    # code_dir defaults to services/notification (handler.py; the contracts package ships beside it)
     description="Validates domain events against their contracts and publishes notifications to SNS",
     subscribes=(
         Subscription(source="order", detail_types=("OrderPlaced", "OrderCancelled"), delivery="queue"),

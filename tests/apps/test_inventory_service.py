@@ -13,7 +13,7 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from services.notification.contracts import validate_event
+from contracts import validate_event
 from tests.apps.servers import LoopbackServer, Postgres
 from tests.apps.support import REGION, captured_events, event_bus
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from services.notification.contracts import validate_event
+from contracts import validate_event
 from tests.apps.servers import LoopbackServer, Postgres, Redis
 from tests.apps.support import REGION
 

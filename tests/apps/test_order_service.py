@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from apps.order.app import money
-from services.notification.contracts import validate_event
+from contracts import validate_event
 from tests.apps.servers import LoopbackServer, Postgres, Redis, free_port
 from tests.apps.support import REGION, captured_events, event_bus
 

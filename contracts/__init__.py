@@ -1,5 +1,10 @@
 """Versioned event contracts of the platform's domain events, and the EventBridge pattern builder.
 
+A package of its own, at the bottom of the import graph (standard library only): the notification
+Lambda imports it at runtime (it ships inside every Lambda package, next to the handler), and the
+components import it to build rule patterns and the schema registry (`contracts.draft4` converts a
+contract for the registry). Nothing here imports the rest of the repository.
+
 Layout: ``schemas/<DetailType>/v<N>.json``, one JSON Schema (draft 2020-12) per event type and
 version, describing the EventBridge ``detail``. Every ``detail`` carries its own contract version
 (``version``, an integer), a ``correlationId`` and an ``occurredAt`` timestamp. A compatible change
@@ -203,8 +208,10 @@ def event_pattern(sources: list[str], detail_types: list[str]) -> dict[str, list
 # --------------------------------------------------------------------------------------------------
 # The built-in validator: the draft 2020-12 subset below, nothing else.
 
-_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description", "examples", "default"})
-_ASSERTIONS = frozenset(
+ANNOTATION_KEYWORDS: Final = frozenset(
+    {"$schema", "$id", "$comment", "$defs", "title", "description", "examples", "default"}
+)
+ASSERTION_KEYWORDS: Final = frozenset(
     {
         "$ref",
         "type",
@@ -226,6 +233,11 @@ _ASSERTIONS = frozenset(
         "exclusiveMaximum",
     }
 )
+SUPPORTED_KEYWORDS: Final = ANNOTATION_KEYWORDS | ASSERTION_KEYWORDS
+"""Every JSON Schema keyword a contract may use: the validator below and the draft-04 converter
+(`contracts.draft4`, for the EventBridge schema registry) both handle exactly these."""
+_ANNOTATIONS = ANNOTATION_KEYWORDS
+_ASSERTIONS = ASSERTION_KEYWORDS
 _FORMATS = frozenset({"date-time"})
 _TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
 

@@ -1,0 +1,1 @@
+"""Generic CQRS projection Lambda (deployed as-is: `handler.py`, standard library + boto3 only)."""

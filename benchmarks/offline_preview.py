@@ -120,7 +120,7 @@ def main() -> None:
         if args.no_all:
             return
         print("\nthe whole check, preflight and policy pack included")
-        print(f"{'command':<46} {'wall s':>7} {'cpu s':>6} {'peak MiB':>8}")
+        print(f"{'command':<62} {'wall s':>7} {'cpu s':>6} {'peak MiB':>8}")
         one, each = [], []
         for _ in range(args.repeat):
             one.append(preview(args.stacks, policy=True, rss_file=rss))
@@ -129,7 +129,7 @@ def main() -> None:
         label = " ".join(f"--stack {s}" for s in args.stacks)
         for name, samples in ((f"one command: preview {label}", one), ("one `preview --stack S` per stack", each)):
             m = median(samples)
-            print(f"{name:<46} {m.wall_s:>7.2f} {m.cpu_s:>6.2f} {m.peak_mib:>8.0f}")
+            print(f"{name:<62} {m.wall_s:>7.2f} {m.cpu_s:>6.2f} {m.peak_mib:>8.0f}")
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

@@ -234,15 +234,15 @@ def _in_fresh_runtime(function: Callable[..., RunResult], *args: Any) -> RunResu
             asyncio.set_event_loop(None)
 
 
-REGISTRATION_GC_THRESHOLDS = (100_000, 50, 1000)
+REGISTRATION_GC_THRESHOLDS = (100_000, 100, 100)
 """Cyclic-GC thresholds while a program registers its resources (Python's defaults: 700, 10, 10).
 
 A run allocates millions of short-lived objects (requests, Outputs, futures, protobuf messages) and
 keeps a growing plan; with the defaults the collector ran ~1,500 times per stack and took half of the
-program's time at 200 services, walking the same long-lived objects again and again. 100,000
-allocations per young collection and 50 young per middle one cut that to a few percent at no cost in
-peak memory (benchmarks/README.md has the measurements). The full-collection threshold matters
-little: CPython runs one only when a quarter of the long-lived objects are new.
+program's CPU time at 200 services, walking the same long-lived objects again and again. 100,000
+allocations per young collection and 100 young collections per middle one bring that to about a
+tenth, at the same peak memory (benchmarks/README.md has the measurements of this and of the other
+settings tried).
 """
 
 

@@ -35,10 +35,44 @@ def preview(stack: str) -> RunResult:
     """The offline preview of a real stack, or of a `VARIANTS` entry (cached: the program is deterministic)."""
     if stack not in _plans:
         if stack.endswith(EXTENDED):
-            _plans[stack] = _preview_extended(stack.removesuffix(EXTENDED))
+            _plans[stack] = _shared(stack, lambda: _preview_extended(stack.removesuffix(EXTENDED)))
         else:
-            _plans[stack] = run_program(ROOT, stack)
+            _plans[stack] = _shared(stack, lambda: run_program(ROOT, stack))
     return _plans[stack]
+
+
+_shared_dir: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _share_previews_between_workers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With pytest-xdist, the workers of one run share a parent of their temporary folders."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _shared_dir[:] = [tmp_path_factory.getbasetemp().parent]
+
+
+def _shared(key: str, compute: Callable[[], RunResult]) -> RunResult:
+    """Compute once per test run, not once per xdist worker: the first worker to ask computes the
+    preview under a file lock and pickles it; the others wait for the lock and read it (each preview
+    takes seconds of CPU, and the two workers share two cores)."""
+    if not _shared_dir:
+        return compute()
+    import fcntl
+    import pickle
+
+    folder = _shared_dir[0] / "previews"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{key}.pickle"
+    with (folder / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            result: RunResult = pickle.loads(target.read_bytes())
+            return result
+        result = compute()
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(result))
+        partial.replace(target)
+        return result
 
 
 def extended_catalog() -> list[ServiceSpec]:

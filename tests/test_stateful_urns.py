@@ -248,7 +248,7 @@ def test_pin_sees_the_whole_parent_chain() -> None:
         "$aws:dynamodb/table:Table::ms-dev-order-orders-table"
     ]
     plan = preview("dev").plan
-    table = next(r for r in plan.resources if r.type == "aws:dynamodb/table:Table")
+    table = next(r for r in plan.resources if r.type == "aws:dynamodb/table:Table" and r.name.endswith("-orders-table"))
     store = plan.by_urn()[table.parent]
     moved = PlannedResource(**{**store.__dict__, "parent": plan.resources[0].urn})
     resources = [moved if r is store else r for r in plan.resources]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,10 @@ def messages(rule: Any, stack: Stack) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # The pack on its own.
 # --------------------------------------------------------------------------------------------------
-def test_the_pack_imports_nothing_of_the_program() -> None:
+def test_the_pack_imports_nothing_of_the_program_and_requires_what_it_imports() -> None:
     program_packages = {"components", "services", "offline", "tests", "benchmarks"}
+    distributions = {"pulumi_policy": "pulumi-policy", "pulumi": "pulumi", "yaml": "PyYAML"}
+    imported: set[str] = set()
     for path in (ROOT / "policies").rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -50,9 +53,13 @@ def test_the_pack_imports_nothing_of_the_program() -> None:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             for name in names:
-                assert name.split(".")[0] not in program_packages, f"{path}: imports {name}"
-    requirements = (ROOT / "policies" / "requirements.txt").read_text().split()
-    assert {r.split("==")[0] for r in requirements} >= {"pulumi-policy", "pulumi"}  # pulumi brings PyYAML
+                top = name.split(".")[0]
+                assert top not in program_packages, f"{path}: imports {name}"
+                imported.add(top)
+    third_party = imported - set(sys.stdlib_module_names) - {"guardrails", "__future__"}
+    assert third_party <= set(distributions), third_party
+    requirements = {r.split("==")[0] for r in (ROOT / "policies" / "requirements.txt").read_text().split()}
+    assert {distributions[m] for m in third_party} <= requirements
 
 
 def test_constants_copied_from_the_program_agree() -> None:
@@ -212,6 +219,21 @@ def test_literal_endpoints_in_another_service_s_values_are_paths() -> None:
         "definition 'orders-task' (run by ECS service 'orders-service') holds its endpoint "
         "'master.dev-payment.abc123.use1.cache.amazonaws.com'"
     ]
+
+
+def test_a_literal_name_in_another_service_s_config_is_a_path() -> None:
+    stack = platform()
+    settings = stack.add(
+        "aws:ssm/parameter:Parameter", "payment-settings", {"value": "region=eu-west-1"}, parent=stack["payment"]
+    )
+    assert messages(ownership.NO_SHARED_DATABASES, stack) == []
+    settings.update(value="table=dev-orders;region=eu-west-1")
+    assert messages(ownership.NO_SHARED_DATABASES, stack) == [
+        f"{ORDERS_TABLE} is shared with service 'payment': value of SSM parameter 'payment-settings' holds its name "
+        "'dev-orders'"
+    ]
+    settings.update(value="table=dev-orders-archive")  # another table: names are matched whole
+    assert messages(ownership.NO_SHARED_DATABASES, stack) == []
 
 
 def test_privilege_escalation_through_pass_role_and_assume_role() -> None:

@@ -148,3 +148,16 @@ def test_fail_on_counts_only_mandatory_violations_at_or_above_the_threshold() ->
     sarif = report_sarif(report, stack="dev", project="p")
     jsonschema.Draft4Validator(_sarif_schema()).validate(sarif)
     assert [r["level"] for r in sarif["runs"][0]["results"]] == ["error", "warning"]
+
+
+def test_preview_writes_the_json_report_alone_on_stdout() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "offline", "preview", "--stack", "dev", "--format", "json"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(done.stdout)  # nothing but the report on stdout
+    assert data["stack"] == "dev" and data["summary"]["mandatory"] == 0 and data["summary"]["failed"] is False
+    assert len(data["policies"]) >= 40
+    assert "Policy violations: 0 mandatory" not in done.stdout
+    assert "pulumi:pulumi:Stack" in done.stderr  # the preview tree went to stderr

@@ -21,9 +21,10 @@ Rules that reason about effective access (`no-shared-databases`, `mtls-required`
 * **Network.** The security groups each ECS service and Lambda is actually attached to
   (`networkConfiguration.securityGroups`, `vpcConfig.securityGroupIds`), and every ingress edge by
   security group, CIDR, prefix list or self reference (`firewall.ingress_edges`).
-* **Credentials and names.** Every literal string of a service's compute (container definitions:
-  environment, command, secrets; Lambda environment; state machine definitions) is scanned for the
-  endpoints, names and ARNs of the data stores and their secrets.
+* **Credentials and names.** Every literal string of a service's compute and config (container
+  definitions: environment, command, secrets and other settings; Lambda environment; state machine
+  definitions; SSM parameter values) is scanned for the endpoints, names and ARNs of the data stores
+  and their secrets.
 
 ARN patterns are matched on their service and resource parts; region and account are not compared.
 """
@@ -74,6 +75,7 @@ POLICY_ATTACHMENT = "aws:iam/policyAttachment:PolicyAttachment"
 ECS_SERVICE = "aws:ecs/service:Service"
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
+SSM_PARAMETER = "aws:ssm/parameter:Parameter"
 DYNAMODB_RESOURCE_POLICY = "aws:dynamodb/resourcePolicy:ResourcePolicy"
 SECRET_POLICY = "aws:secretsmanager/secretPolicy:SecretPolicy"
 KMS_KEY = "aws:kms/key:Key"
@@ -389,6 +391,10 @@ class AccessModel:
                     services.setdefault(owner.urn, owner)
                 how = f"task definition '{r.name}'" + (f" (run by {', '.join(hows)})" if hows else "")
                 computes.append(Compute(r, tuple(services.values()), how))
+            elif r.resource_type == SSM_PARAMETER:
+                owner = service_owner(r)
+                if owner is not None:
+                    computes.append(Compute(r, (owner,), f"SSM parameter '{r.name}'"))
             elif r.resource_type in (LAMBDA_FUNCTION, STATE_MACHINE) or (
                 r.resource_type.startswith("aws:") and r.resource_type != ROLE and "roleArn" in _keys(r)
             ):
@@ -790,6 +796,9 @@ class AccessModel:
                 yield f"environment variable '{name}'", str(value)
         elif r.resource_type == STATE_MACHINE:
             yield "definition", str(self._guard(lambda: r.props.get("definition")) or "")
+        elif r.resource_type == SSM_PARAMETER:
+            for key in ("value", "insecureValue"):
+                yield key, str(self._guard(lambda k=key: r.props.get(k)) or "")
 
     def _dependency_reach(self, stores: Sequence[Store]) -> Iterator[tuple[Store, Reach]]:
         by_member = {urn: store for store in stores for urn in store.members}

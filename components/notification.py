@@ -35,10 +35,12 @@ import pulumi
 import pulumi_aws as aws
 
 import contracts
+from components.config import DataConfig
 from components.context import PlatformContext
+from components.datastores import DataStoreArgs, DynamoTable
 from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS
 from components.iam import Statement, allow, deny_insecure_transport, policy_document, trust_policy
-from services.spec import ServiceSpec
+from services.spec import DynamoStore, ServiceSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CODE_DIR = REPO_ROOT / "services" / "notification"
@@ -107,10 +109,12 @@ class LambdaServiceArgs:
     """The function's code folder (with `handler.py`); default: the spec's `code_dir`, else `services/<name>/`."""
     publish_bus_arn: pulumi.Input[str] | None = None
     """The event bus, for a spec that `publishes` (the role may put exactly its own events there)."""
+    data: DataConfig | None = None
+    """Protection and deletion settings of the DynamoDB tables it owns (`data_stores`); required if it has any."""
     extra_statements: Sequence[Statement] = ()
-    """More identity-policy statements on exact ARNs (its own data stores' grants), in a second policy."""
+    """More identity-policy statements on exact ARNs, in the same second policy as its tables' grants."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """More plain environment variables (names of its own tables, the bus name). Never credentials."""
+    """More plain environment variables (e.g. the bus name). Never credentials."""
 
     @property
     def resolved_code_dir(self) -> Path:
@@ -271,6 +275,7 @@ class LambdaService(pulumi.ComponentResource):
             opts=child,
         )
         failure_queue = self._failure_queue()
+        self.stores = self._data_stores()
         role, policy = self._role(log_group, failure_queue)
         grants = self._grants(role)
         function = self._function(role, policy, log_group, grants)
@@ -348,6 +353,38 @@ class LambdaService(pulumi.ComponentResource):
         )
         return role, policy
 
+    def _data_stores(self) -> list[DynamoTable]:
+        """Its own DynamoDB tables, children of this component (so the table belongs to this service
+        and no other: what the policy pack's no-shared-databases checks). Outside the VPC, a table has no
+        network boundary; IAM on its exact ARN is its only door."""
+        args, ctx = self._args, self._context
+        stores = [s for s in args.spec.data_stores if isinstance(s, DynamoStore)]
+        if not stores:
+            return []
+        if args.data is None:
+            raise ValueError(f"LambdaService: spec {args.spec.name!r} owns tables: pass `data`")
+        data = args.data
+        return [
+            DynamoTable(
+                f"{self._name}-{store.name}",
+                store,
+                DataStoreArgs(
+                    owner=args.spec.name,
+                    environment=ctx.environment,
+                    data=data,
+                    log_retention_days=args.log_retention_days,
+                    vpc_id="",
+                    subnet_ids=[],
+                    owner_security_group_id="",
+                    kms_key_arn=ctx.key_arn,
+                    region=ctx.region,
+                    tags=self._tags,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for store in stores
+        ]
+
     def _grants(self, role: aws.iam.Role) -> aws.iam.RolePolicy | None:
         """What the spec adds beyond the function's own plumbing: putting its own events on the bus and
         its data stores' grants (exact ARNs), as a second policy. None when the spec asks for neither."""
@@ -367,6 +404,7 @@ class LambdaService(pulumi.ComponentResource):
                     },
                 )
             )
+        statements += [statement for table in self.stores for statement in table.binding.task_statements]
         statements += args.extra_statements
         if not statements:
             return None
@@ -414,6 +452,7 @@ class LambdaService(pulumi.ComponentResource):
                     **({"NOTIFICATION_TOPIC_ARN": args.topic_arn} if args.topic_arn is not None else {}),
                     "LOG_LEVEL": settings.log_level,
                     "POWERTOOLS_SERVICE_NAME": args.spec.name,
+                    **{key: value for table in self.stores for key, value in table.binding.environment.items()},
                     **args.environment,
                 }
             ),

@@ -23,6 +23,7 @@ from components.mesh import ENVOY_CONTAINER
 from components.platform import SERVICE_BUILDERS, Platform, PlatformInputs, build_platform
 from offline.export import PLUGIN_VERSIONS
 from offline.plan import Plan
+from offline.policy import run_policy_pack
 from offline.runtime import read_stack_files, run_function
 from services import load_catalog, validate_catalog
 from services.spec import ServiceSpec
@@ -145,6 +146,9 @@ def test_a_second_lambda_service_comes_from_its_spec_file_alone(audit_service: P
     # And it is watched: its failure queue and its errors alarm.
     alarms = {r.name for r in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert {"ms-dev-audit-failures-dlq-depth", "ms-dev-audit-lambda-errors", "ms-dev-audit-dlq-depth"} <= alarms
+    # And the policy pack (no shared databases, TLS-only queues, IAM on exact ARNs, ...) accepts it.
+    report = run_policy_pack(plan, pack_dir=ROOT / "policies")
+    assert not report.mandatory, [(v.policy_name, v.message.splitlines()[-1]) for v in report.mandatory]
 
 
 def test_a_lambda_spec_without_its_code_folder_is_one_config_line(tmp_path: Path) -> None:

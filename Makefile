@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup preview preview-all test lint typecheck unit bench bench-scaling clean
+.PHONY: setup graphviz preview preview-all test lint typecheck unit bench bench-scaling clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-setup: $(BIN)/.installed
+# Graphviz (Debian's package) renders the SVG architecture diagrams: python -m offline diagram --format svg.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+
+setup: $(BIN)/.installed graphviz
 
 preview: setup
 	$(BIN)/python -m offline preview --stack $(STACK)

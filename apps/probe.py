@@ -15,8 +15,7 @@ import urllib.request
 def probe(url: str, timeout: float = 3.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            status: int = response.status
-            return 200 <= status < 400
+            return 200 <= response.status < 400
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

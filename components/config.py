@@ -232,6 +232,102 @@ class EventsConfig(_Model):
     """Deliveries before a message moves to its dead-letter queue."""
 
 
+LambdaTrafficShift = Literal[
+    "allAtOnce",
+    "canary10Percent5Minutes",
+    "canary10Percent10Minutes",
+    "canary10Percent15Minutes",
+    "canary10Percent30Minutes",
+    "linear10PercentEvery1Minute",
+    "linear10PercentEvery2Minutes",
+    "linear10PercentEvery3Minutes",
+    "linear10PercentEvery10Minutes",
+]
+"""CodeDeploy's predefined Lambda deployment configurations (`CodeDeployDefault.Lambda<Name>`), see
+https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-configurations.html#deployment-configuration-lambda"""
+
+DEFAULT_STRATEGY: dict[str, str] = {"dev": "rolling", "staging": "blueGreen", "prod": "canary"}
+DEFAULT_LAMBDA_SHIFT: dict[str, str] = {
+    "dev": "allAtOnce",
+    "staging": "linear10PercentEvery1Minute",
+    "prod": "canary10Percent5Minutes",
+}
+
+
+class DeploymentConfig(_Model):
+    """How new revisions reach production traffic (ECS native deployment strategies, 2025).
+
+    Ranges are the ECS API's (`DeploymentConfiguration.bakeTimeInMinutes` 0-1440, canary percent
+    0.1-100, linear step percent 3-100; pulumi-aws 7.51 `aws.ecs.Service.deploymentConfiguration`).
+    A service without a load balancer cannot shift traffic, so it deploys `rolling` whatever this
+    says (still with alarm-based rollback)."""
+
+    strategy: Literal["rolling", "blueGreen", "canary", "linear"] | None = None
+    """Default per environment: dev `rolling`, staging `blueGreen`, prod `canary`."""
+    bake_time_minutes: int = Field(10, ge=0, le=1440)
+    """Blue/green, canary, linear: minutes both revisions run after production traffic moved (rollback window)."""
+    canary_percent: float = Field(10.0, ge=0.1, le=100.0)
+    canary_bake_time_minutes: int = Field(5, ge=0, le=1440)
+    linear_step_percent: float = Field(20.0, ge=3.0, le=100.0)
+    linear_step_bake_time_minutes: int = Field(2, ge=0, le=1440)
+    alarm_rollback: bool = True
+    """Roll back when one of the service's own 5xx or p99 latency alarms fires (ECS `alarms`)."""
+    test_header: str = Field("x-deployment-test", pattern=r"^[a-z0-9-]{1,40}$")
+    """Header (value `green`) that routes a request from inside the VPC to the new revision."""
+    lambda_traffic_shift: LambdaTrafficShift | None = None
+    """The notification Lambda's CodeDeploy traffic shift; default dev `allAtOnce`, staging
+    `linear10PercentEvery1Minute`, prod `canary10Percent5Minutes`."""
+
+    def effective_strategy(self, environment: str) -> str:
+        return self.strategy or DEFAULT_STRATEGY[environment]
+
+    def effective_lambda_shift(self, environment: str) -> str:
+        return self.lambda_traffic_shift or DEFAULT_LAMBDA_SHIFT[environment]
+
+
+class UsageAssumptions(_Model):
+    """What `python -m offline cost` assumes about usage the plan cannot know (monthly figures).
+    Resources themselves (counts, sizes, classes) come from the plan; only traffic comes from here."""
+
+    hours_per_month: float = Field(730.0, gt=0, le=744)
+    spot_discount_percent: float = Field(70.0, ge=0, lt=100)
+    """Fargate Spot price below on-demand (AWS advertises "up to 70%"; Spot prices vary)."""
+    nat_processed_gb: float = Field(50.0, ge=0)
+    """GB through each NAT gateway."""
+    alb_lcu: float = Field(1.0, ge=0)
+    """Average LCUs per load balancer (the hourly charge bills at least what is consumed)."""
+    api_requests_millions: float = Field(1.0, ge=0)
+    lambda_requests_millions: float = Field(1.0, ge=0)
+    lambda_avg_duration_ms: float = Field(100.0, ge=0)
+    events_millions: float = Field(1.0, ge=0)
+    """Custom events put on the bus (and archived)."""
+    event_size_kb: float = Field(1.0, gt=0)
+    sqs_requests_millions: float = Field(3.0, ge=0)
+    """Per queue (send, receive, delete)."""
+    sns_publishes_millions: float = Field(1.0, ge=0)
+    step_function_transitions_thousands: float = Field(100.0, ge=0)
+    dynamodb_write_millions: float = Field(1.0, ge=0)
+    dynamodb_read_millions: float = Field(5.0, ge=0)
+    dynamodb_storage_gb: float = Field(1.0, ge=0)
+    log_ingest_gb: float = Field(5.0, ge=0)
+    """Per log group."""
+    log_stored_gb: float = Field(5.0, ge=0)
+    """Per log group, after retention (archived storage)."""
+    kms_requests_millions: float = Field(1.0, ge=0)
+    """Per key."""
+    secrets_api_calls_thousands: float = Field(10.0, ge=0)
+    """Per secret."""
+    waf_requests_millions: float = Field(1.0, ge=0)
+    """Per web ACL."""
+    container_insights_metrics_per_service: int = Field(10, ge=0)
+    private_ca_certificates: int = Field(10, ge=0)
+    """Certificates issued per month by each private CA."""
+    s3_storage_gb: float = Field(5.0, ge=0)
+    """Per bucket (ALB access logs)."""
+    ecr_storage_gb: float = Field(1.0, ge=0)
+    """Per ECR repository (the service images this program builds)."""
+
+
 class ServiceSizing(_Model):
     """Per-stack sizing of one Fargate service (merged over the service spec's defaults)."""
 
@@ -295,6 +391,9 @@ class StackConfig(_Model):
     edge: EdgeConfig = EdgeConfig()
     mesh: MeshConfig = MeshConfig()
     events: EventsConfig = EventsConfig()
+    deployment: DeploymentConfig = DeploymentConfig()
+    usage: UsageAssumptions = UsageAssumptions()
+    """Traffic assumptions for the cost estimate (`python -m offline cost`); no resource reads them."""
     services: dict[str, ServiceOverrides] = Field(default_factory=dict)
     """Per-service overrides keyed by service name; services not listed use their spec defaults."""
     tags: dict[str, str] = Field(default_factory=dict)

@@ -97,6 +97,15 @@ LOCAL_APP_IDLE_TIMEOUT: Final = "4s"
 MESH_IDLE_TIMEOUT: Final = "60s"
 """Client-side idle timeout toward other sidecars, below their downstream idle timeout (300 s)."""
 MAX_DOWNSTREAM_CONNECTIONS: Final = 10_000
+DRAIN_TIME_SECONDS: Final = 20
+"""`--drain-time-s`: how long Envoy drains its inbound listeners (tells HTTP/1 clients `Connection:
+close`, HTTP/2 clients GOAWAY) before it stops; shifting traffic then drops no in-flight request."""
+DRAIN_STRATEGY: Final = "gradual"
+"""`--drain-strategy`: `gradual` spreads the connection closes over the drain time."""
+HCM_DRAIN_TIMEOUT: Final = "5s"
+"""HttpConnectionManager `drain_timeout`: grace between HTTP/2's shutdown notice and the final GOAWAY."""
+STOP_TIMEOUT_SECONDS: Final = DRAIN_TIME_SECONDS + 10
+"""ECS `stopTimeout` of the sidecar: the drain plus time to exit before SIGKILL (Fargate allows 120)."""
 CIRCUIT_BREAKER_THRESHOLDS: Final[Mapping[str, int]] = {
     "max_connections": 1024,
     "max_pending_requests": 1024,
@@ -327,13 +336,47 @@ def build_bootstrap(view: MeshServiceView) -> dict[str, Any]:
 
 
 def envoy_command(view: MeshServiceView) -> list[str]:
-    """The sidecar container's `command` for the official `envoyproxy/envoy` image.
+    """The sidecar container's `command`: Envoy's arguments (see `envoy_entry_point`, which runs it).
 
-    Its entrypoint runs `envoy "$@"` when the first argument starts with `-`; `--config-yaml` takes
-    JSON (JSON is YAML), so the whole bootstrap travels in the task definition and no config file
-    or custom image is needed. Compact JSON keeps the task definition well under ECS's 64 KiB.
+    `--config-yaml` takes JSON (JSON is YAML), so the whole bootstrap travels in the task definition
+    and no config file or custom image is needed. Compact JSON keeps the task definition well under
+    ECS's 64 KiB. `--drain-time-s` and `--drain-strategy` shape the graceful drain on stop.
     """
-    return ["--config-yaml", json.dumps(build_bootstrap(view), sort_keys=True, separators=(",", ":"))]
+    return [
+        "--config-yaml",
+        json.dumps(build_bootstrap(view), sort_keys=True, separators=(",", ":")),
+        "--drain-time-s",
+        str(DRAIN_TIME_SECONDS),
+        "--drain-strategy",
+        DRAIN_STRATEGY,
+    ]
+
+
+def envoy_drain_script(*, admin_port: int = ADMIN_PORT, drain_seconds: int = DRAIN_TIME_SECONDS) -> str:
+    """Bash that runs `envoy "$@"` and, on SIGTERM, drains before stopping it.
+
+    Envoy exits at once on SIGTERM; only a hot restart or the admin endpoint `POST
+    /drain_listeners?graceful` starts a graceful drain (Envoy docs, "Draining"; admin API). So on SIGTERM
+    (ECS stopping the task, after the ALB deregistered it) this asks the admin interface to drain the
+    INBOUND listeners (`inboundonly`: the app's loopback listeners keep working while it finishes its own
+    calls), waits the drain time, then sends Envoy SIGTERM. The image has bash but no curl
+    (envoyproxy/envoy#31614), so the request goes over bash's /dev/tcp like the health check.
+    `admin_port` and `drain_seconds` have other values only in tests."""
+    request = (
+        f"POST /drain_listeners?graceful&inboundonly HTTP/1.1\\r\\nHost: {ADMIN_ADDRESS}\\r\\n"
+        "Content-Length: 0\\r\\nConnection: close\\r\\n\\r\\n"
+    )
+    return (
+        'envoy "$@" & pid=$!; '
+        f"drain() {{ exec 3<>/dev/tcp/{ADMIN_ADDRESS}/{admin_port} && printf '{request}' >&3 && head -n 1 <&3; "
+        f'sleep {drain_seconds}; kill -TERM "$pid"; }}; '
+        'trap drain TERM INT; wait "$pid"; trap - TERM INT; wait "$pid"'
+    )
+
+
+def envoy_entry_point() -> list[str]:
+    """The sidecar's ECS `entryPoint`: bash running `envoy_drain_script()` with the `command` as "$@"."""
+    return ["/bin/bash", "-c", envoy_drain_script(), "envoy-sidecar"]
 
 
 def envoy_container_health_check(*, admin_port: int = ADMIN_PORT) -> list[str]:
@@ -468,10 +511,15 @@ def _outbound_listener(view: MeshServiceView, upstream: str) -> dict[str, Any]:
         host_rewrite=discovery_dns_name(upstream, view.namespace),
     )
     # Plaintext, but only on loopback: the app in the same task is the only possible client.
-    return _listener(f"outbound_{upstream}", "127.0.0.1", outbound_port(view, upstream), hcm, None)
+    return _listener(f"outbound_{upstream}", "127.0.0.1", outbound_port(view, upstream), hcm, None, inbound=False)
 
 
-def _listener(name: str, address: str, port: int, hcm: dict[str, Any], tls: dict[str, Any] | None) -> dict[str, Any]:
+def _listener(
+    name: str, address: str, port: int, hcm: dict[str, Any], tls: dict[str, Any] | None, *, inbound: bool = True
+) -> dict[str, Any]:
+    """`traffic_direction` selects what `/drain_listeners?inboundonly` drains (inbound mesh and edge
+    listeners, not the app's loopback ones); `drain_type: DEFAULT` drains on that call as well as on
+    listener changes."""
     chain: dict[str, Any] = {
         "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
     }
@@ -480,6 +528,8 @@ def _listener(name: str, address: str, port: int, hcm: dict[str, Any], tls: dict
     return {
         "name": name,
         "address": _socket(address, port),
+        "traffic_direction": "INBOUND" if inbound else "OUTBOUND",
+        "drain_type": "DEFAULT",
         "per_connection_buffer_limit_bytes": 32768,
         "filter_chains": [chain],
     }
@@ -507,6 +557,7 @@ def _http_connection_manager(
         "normalize_path": True,
         "merge_slashes": True,
         "request_headers_timeout": "10s",
+        "drain_timeout": HCM_DRAIN_TIMEOUT,
         "stream_idle_timeout": "300s",
         "common_http_protocol_options": {
             "idle_timeout": "300s",

@@ -128,6 +128,19 @@ TRUSTED_SERVICES: Final[Mapping[str, TrustedService]] = {
         reference="https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-permissions.html "
         "(execution role trust policy: aws:SourceAccount and aws:SourceArn the pipe ARN)",
     ),
+    "ecs.amazonaws.com": TrustedService(
+        source_arn=None,
+        source_account=False,
+        reference="https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AmazonECSInfrastructureRolePolicyForLoadBalancers.html "
+        "(the infrastructure role for load balancers used by blue/green, linear and canary deployments: the guide's "
+        "trust policy has no condition, so none is added)",
+    ),
+    "codedeploy.amazonaws.com": TrustedService(
+        source_arn=None,
+        source_account=False,
+        reference="https://docs.aws.amazon.com/codedeploy/latest/userguide/getting-started-create-service-role.html "
+        "(the CodeDeploy service role trusts codedeploy.amazonaws.com; no condition is documented for it)",
+    ),
 }
 """Every AWS service principal a role of the platform trusts, with the confused-deputy conditions AWS
 documents for it. `trust_policy` refuses any other principal until it is added here with its source."""

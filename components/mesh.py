@@ -98,9 +98,13 @@ from components.envoy import (
     discovery_dns_name,
     envoy_command,
     envoy_container_health_check,
+    envoy_entry_point,
     mesh_secret_document,
     mesh_secrets,
     upstream_urls,
+)
+from components.envoy import (
+    STOP_TIMEOUT_SECONDS as ENVOY_STOP_TIMEOUT_SECONDS,
 )
 from components.microservice import MeshAttachment, log_configuration
 from services.spec import ServiceSpec
@@ -269,7 +273,10 @@ def envoy_container(
         "name": ENVOY_CONTAINER,
         "image": image,
         "essential": True,
+        "entryPoint": envoy_entry_point(),
         "command": envoy_command(view),
+        # Covers the graceful drain that the entry point runs on SIGTERM (then SIGKILL).
+        "stopTimeout": ENVOY_STOP_TIMEOUT_SECONDS,
         "user": ENVOY_USER,
         "readonlyRootFilesystem": True,
         "portMappings": port_mappings,

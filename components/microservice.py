@@ -25,6 +25,7 @@ ECS `secrets` references: a plain `environment` value never holds a credential.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cluster import capacity_strategy
-from components.config import ComputeConfig, DataConfig, ObservabilityConfig, ServiceSizing
+from components.config import ComputeConfig, DataConfig, DeploymentConfig, ObservabilityConfig, ServiceSizing
 from components.context import PlatformContext
 from components.datastores import ContainerSecret, DataStore, DataStoreArgs, StoreBinding, create_store
 from components.edge import EdgeAttachment, EdgeListener, path_patterns
@@ -68,6 +69,11 @@ CPU_ALARM_PERCENT = 85
 MEMORY_ALARM_PERCENT = 85
 ERROR_RATE_ALARM_PERCENT = 5
 LATENCY_P99_ALARM_SECONDS = 1.0
+ECS_STRATEGIES = {"rolling": "ROLLING", "blueGreen": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR"}
+"""Config strategy -> `deploymentConfiguration.strategy` (ECS API / pulumi-aws 7.51 values)."""
+TEST_RULE_PRIORITY_OFFSET = 5
+"""Test listener rules sit 5 below their production rule (edge priorities step by 10), so they win."""
+TEST_HEADER_VALUE = "green"
 
 SQS_CONSUMER_ACTIONS = (
     "sqs:ChangeMessageVisibility",
@@ -82,8 +88,15 @@ ECS_EXEC_ACTIONS = (
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
 )
+ELB_DESCRIBE_ACTIONS = (
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
+"""What ECS reads while it shifts traffic (the deployment role); ELBv2 defines no resource type for them."""
 WILDCARD_RESOURCE_ACTIONS = frozenset(
-    {*XRAY_ACTIONS, *ECS_EXEC_ACTIONS, "ecr:GetAuthorizationToken", "logs:DescribeLogGroups"}
+    {*XRAY_ACTIONS, *ECS_EXEC_ACTIONS, *ELB_DESCRIBE_ACTIONS, "ecr:GetAuthorizationToken", "logs:DescribeLogGroups"}
 )
 """The only actions granted on `"*"`: AWS defines no resource type for them, so no ARN can be named."""
 
@@ -176,6 +189,11 @@ class FargateMicroserviceArgs:
     consume_queue_arns: Sequence[pulumi.Input[str]] = ()
     """SQS queues this service polls (grants exactly the consumer actions on them)."""
     mesh: MeshAttachment | None = None
+    deployment: DeploymentConfig | None = None
+    """Deployment strategy (rolling, blue/green, canary, linear) and alarm rollback; None: rolling with
+    the circuit breaker only."""
+    vpc_cidr: str | None = None
+    """Test listener rules accept requests from this range only (needed with a traffic-shifting strategy)."""
     app_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Extra plain settings for the app from the data patterns (saga command queue URL, saga ARN). Never credentials."""
     image: pulumi.Input[str] | None = None
@@ -295,7 +313,12 @@ class FargateMicroservice(pulumi.ComponentResource):
         self._task_role(bindings)
         self._task_definition(bindings)
         rules = self._routing()
-        self._service(rules)
+        # A deployment rolls back on the service's own 5xx and p99 alarms; a service without a load
+        # balancer has no such metrics in CloudWatch, so it rolls back on missing tasks.
+        deployment_alarms = self._load_balancer_alarms()
+        tasks_alarm = self._tasks_alarm()
+        deployment_alarms = deployment_alarms or tasks_alarm
+        self._service(rules, deployment_alarms)
         self._autoscaling()
         self._alarms()
 
@@ -674,60 +697,116 @@ class FargateMicroservice(pulumi.ComponentResource):
         alb = self._args.alb
         return alb.target_port if alb is not None and alb.target_port is not None else self._args.spec.container_port
 
+    def _strategy(self) -> str:
+        """The ECS strategy: traffic-shifting ones need a load balancer, so a private service rolls."""
+        deployment = self._args.deployment
+        if deployment is None or self._args.alb is None:
+            return "ROLLING"
+        return ECS_STRATEGIES[deployment.effective_strategy(self._context.environment)]
+
+    def _target_group(self, listener: EdgeListener, suffix: str) -> aws.lb.TargetGroup:
+        name, args, spec = self._name, self._args, self._args.spec
+        alb = args.alb
+        assert alb is not None
+        return aws.lb.TargetGroup(
+            f"{name}-{listener.key}-tg{suffix}",
+            name=target_group_name(
+                self._context.environment,
+                spec.name,
+                f"{listener.key}{suffix}",
+                self._target_port(),
+                alb.target_protocol,
+            ),
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            port=self._target_port(),
+            protocol=alb.target_protocol,
+            protocol_version="HTTP1",
+            deregistration_delay=30,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                enabled=True,
+                path=spec.health_check_path,
+                port="traffic-port",
+                protocol=alb.target_protocol,
+                matcher="200-399",
+                interval=15,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
+            ),
+            tags=self._tags,
+            opts=self._child(),
+        )
+
     def _routing(self) -> list[aws.lb.ListenerRule]:
-        """Per edge listener: a target group and one rule per public path prefix forwarding to it."""
+        """Per edge listener: a target group and one rule per public path prefix forwarding to it.
+
+        With a traffic-shifting strategy (blue/green, canary, linear) each listener also gets the
+        alternate target group and, per path, a test rule; both rules forward to both groups (weights
+        100/0) and ECS moves the weights during a deployment, so Pulumi ignores later changes to their
+        actions. This is the layout of "Application Load Balancer resources for blue/green, linear and
+        canary deployments" in the ECS developer guide."""
         name, args, spec = self._name, self._args, self._args.spec
         self._target_groups: dict[str, tuple[EdgeListener, aws.lb.TargetGroup]] = {}
+        self._alternate_groups: dict[str, aws.lb.TargetGroup] = {}
+        self._production_rules: dict[str, aws.lb.ListenerRule] = {}
+        self._test_rules: dict[str, aws.lb.ListenerRule] = {}
         if args.alb is None:
             self.target_group_arns: dict[str, pulumi.Output[str]] = {}
             self.load_balancer_dimensions = {}
             return []
         alb = args.alb
+        shifting = self._strategy() != "ROLLING"
+        if shifting and not args.vpc_cidr:
+            raise ValueError(f"{spec.name}: a {self._strategy()} deployment needs vpc_cidr for its test rules")
         rules = []
         for listener in alb.listeners:
-            target_group = aws.lb.TargetGroup(
-                f"{name}-{listener.key}-tg",
-                name=target_group_name(
-                    self._context.environment, spec.name, listener.key, self._target_port(), alb.target_protocol
-                ),
-                target_type="ip",
-                vpc_id=args.vpc_id,
-                port=self._target_port(),
-                protocol=alb.target_protocol,
-                protocol_version="HTTP1",
-                deregistration_delay=30,
-                health_check=aws.lb.TargetGroupHealthCheckArgs(
-                    enabled=True,
-                    path=spec.health_check_path,
-                    port="traffic-port",
-                    protocol=alb.target_protocol,
-                    matcher="200-399",
-                    interval=15,
-                    timeout=5,
-                    healthy_threshold=2,
-                    unhealthy_threshold=3,
-                ),
-                tags=self._tags,
-                opts=self._child(),
-            )
+            target_group = self._target_group(listener, "")
             self._target_groups[listener.key] = (listener, target_group)
+            alternate = self._target_group(listener, "-alt") if shifting else None
+            if alternate is not None:
+                self._alternate_groups[listener.key] = alternate
             for prefix in spec.public_paths:
                 base = prefix.rstrip("/")
-                rules.append(
-                    aws.lb.ListenerRule(
-                        f"{name}-{listener.key}-route{base.replace('/', '-')}",
-                        listener_arn=listener.listener_arn,
-                        priority=alb.rule_priorities[base],
-                        conditions=[
-                            aws.lb.ListenerRuleConditionArgs(
-                                path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=path_patterns(base))
-                            )
-                        ],
-                        actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_group.arn)],
-                        tags=self._tags,
-                        opts=self._child(),
-                    )
+                path = aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=path_patterns(base))
                 )
+                rule = aws.lb.ListenerRule(
+                    f"{name}-{listener.key}-route{base.replace('/', '-')}",
+                    listener_arn=listener.listener_arn,
+                    priority=alb.rule_priorities[base],
+                    conditions=[path],
+                    actions=[_forward(target_group, alternate)],
+                    tags=self._tags,
+                    opts=self._child(ignore_changes=["actions"] if shifting else None),
+                )
+                rules.append(rule)
+                if alternate is None:
+                    continue
+                # ECS takes one production and one test rule per load balancer entry: the first path's.
+                self._production_rules.setdefault(listener.key, rule)
+                test_rule = aws.lb.ListenerRule(
+                    f"{name}-{listener.key}-test{base.replace('/', '-')}",
+                    listener_arn=listener.listener_arn,
+                    priority=alb.rule_priorities[base] - TEST_RULE_PRIORITY_OFFSET,
+                    conditions=[
+                        path,
+                        aws.lb.ListenerRuleConditionArgs(
+                            http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
+                                http_header_name=args.deployment.test_header if args.deployment else "",
+                                values=[TEST_HEADER_VALUE],
+                            )
+                        ),
+                        aws.lb.ListenerRuleConditionArgs(
+                            source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(values=[args.vpc_cidr or ""])
+                        ),
+                    ],
+                    actions=[_forward(target_group, alternate)],
+                    tags={**self._tags, "Purpose": "deployment-test"},
+                    opts=self._child(ignore_changes=["actions"]),
+                )
+                self._test_rules.setdefault(listener.key, test_rule)
+                rules.append(test_rule)
         self.target_group_arns = {key: tg.arn for key, (_, tg) in self._target_groups.items()}
         self.load_balancer_dimensions = {
             key: {"TargetGroup": tg.arn_suffix, "LoadBalancer": listener.alb_arn_suffix}
@@ -735,20 +814,130 @@ class FargateMicroservice(pulumi.ComponentResource):
         }
         return rules
 
-    def _service(self, rules: Sequence[aws.lb.ListenerRule]) -> None:
+    def _infrastructure_role(self) -> aws.iam.Role:
+        """The role ECS assumes to move listener-rule weights and (de)register tasks during a deployment.
+
+        The actions are those of AWS's AmazonECSInfrastructureRolePolicyForLoadBalancers for an ALB (Describe
+        listeners/rules/target groups/target health, Register/DeregisterTargets, ModifyListener, ModifyRule),
+        scoped here to this service's own target groups, listener rules and listeners (the managed policy
+        grants them on every target group and listener of the account)."""
+        role = aws.iam.Role(
+            f"{self._name}-deploy-role",
+            description=f"ECS shifts ALB traffic between {self._args.spec.name}'s target groups during deployments",
+            # The trust policy of AWS's guide ("Creating the Amazon ECS infrastructure role for load balancers").
+            assume_role_policy=trust_policy(
+                "ecs.amazonaws.com",
+                account_id=self._context.account_id,
+                region=self._context.region,
+                partition=self._context.partition,
+            ),
+            tags=self._tags,
+            opts=self._child(),
+        )
+        groups = [tg.arn for _, tg in self._target_groups.values()] + [tg.arn for tg in self._alternate_groups.values()]
+        rules = [r.arn for r in self._production_rules.values()] + [r.arn for r in self._test_rules.values()]
+        listeners = [listener.listener_arn for listener, _ in self._target_groups.values()]
+
+        def document(values: Sequence[str]) -> str:
+            g, r = len(groups), len(rules)
+            return json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "ELBReadOperations",
+                            "Effect": "Allow",
+                            "Action": list(ELB_DESCRIBE_ACTIONS),
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "TargetGroupOperations",
+                            "Effect": "Allow",
+                            "Action": [
+                                "elasticloadbalancing:RegisterTargets",
+                                "elasticloadbalancing:DeregisterTargets",
+                            ],
+                            "Resource": sorted(values[:g]),
+                        },
+                        {
+                            "Sid": "ShiftRuleWeights",
+                            "Effect": "Allow",
+                            "Action": ["elasticloadbalancing:ModifyRule"],
+                            "Resource": sorted(values[g : g + r]),
+                        },
+                        {
+                            "Sid": "ShiftListener",
+                            "Effect": "Allow",
+                            "Action": ["elasticloadbalancing:ModifyListener"],
+                            "Resource": sorted(values[g + r :]),
+                        },
+                    ],
+                },
+                sort_keys=True,
+            )
+
+        self._infrastructure_policy = aws.iam.RolePolicy(
+            f"{self._name}-deploy-policy",
+            role=role.id,
+            policy=pulumi.Output.all(*groups, *rules, *listeners).apply(document),
+            opts=self._child(),
+        )
+        return role
+
+    def _deployment_configuration(self) -> aws.ecs.ServiceDeploymentConfigurationArgs:
+        strategy = self._strategy()
+        deployment = self._args.deployment
+        if strategy == "ROLLING" or deployment is None:
+            return aws.ecs.ServiceDeploymentConfigurationArgs(strategy="ROLLING")
+        return aws.ecs.ServiceDeploymentConfigurationArgs(
+            strategy=strategy,
+            bake_time_in_minutes=str(deployment.bake_time_minutes),
+            canary_configuration=(
+                aws.ecs.ServiceDeploymentConfigurationCanaryConfigurationArgs(
+                    canary_percent=deployment.canary_percent,
+                    canary_bake_time_in_minutes=str(deployment.canary_bake_time_minutes),
+                )
+                if strategy == "CANARY"
+                else None
+            ),
+            linear_configuration=(
+                aws.ecs.ServiceDeploymentConfigurationLinearConfigurationArgs(
+                    step_percent=deployment.linear_step_percent,
+                    step_bake_time_in_minutes=str(deployment.linear_step_bake_time_minutes),
+                )
+                if strategy == "LINEAR"
+                else None
+            ),
+        )
+
+    def _service(self, rules: Sequence[aws.lb.ListenerRule], deployment_alarms: Sequence[pulumi.Output[str]]) -> None:
         name, args = self._name, self._args
         mesh = args.mesh or MeshAttachment()
+        role = self._infrastructure_role() if self._alternate_groups else None
         load_balancers = [
             aws.ecs.ServiceLoadBalancerArgs(
                 target_group_arn=target_group.arn,
                 container_name=(args.alb.target_container_name if args.alb else None) or APP_CONTAINER,
                 container_port=self._target_port(),
+                advanced_configuration=(
+                    aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
+                        alternate_target_group_arn=self._alternate_groups[key].arn,
+                        production_listener_rule=self._production_rules[key].arn,
+                        test_listener_rule=self._test_rules[key].arn,
+                        role_arn=role.arn,
+                    )
+                    if role is not None
+                    else None
+                ),
             )
-            for _, target_group in self._target_groups.values()
+            for key, (_, target_group) in self._target_groups.items()
         ] or None
+        rollback_on_alarms = args.deployment is not None and args.deployment.alarm_rollback and deployment_alarms
         # Tasks must not start before their permissions exist, and a target group must belong to a
         # listener (through a rule) before ECS can register tasks in it.
         needs: list[pulumi.Resource] = [self._execution_policy, *rules]
+        if role is not None:
+            needs.append(self._infrastructure_policy)
         if self._task_policy is not None:
             needs.append(self._task_policy)
         service = aws.ecs.Service(
@@ -764,7 +953,15 @@ class FargateMicroservice(pulumi.ComponentResource):
                 for s in capacity_strategy(args.compute)
             ],
             platform_version="LATEST",
+            # ECS documents both failure detections (circuit breaker, alarms) for rolling and
+            # blue/green under the ECS controller (developer guide, "deployment failure detection").
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            deployment_configuration=self._deployment_configuration() if args.deployment is not None else None,
+            alarms=(
+                aws.ecs.ServiceAlarmsArgs(alarm_names=list(deployment_alarms), enable=True, rollback=True)
+                if rollback_on_alarms
+                else None
+            ),
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
             health_check_grace_period_seconds=HEALTH_CHECK_GRACE_SECONDS if load_balancers else None,
@@ -837,10 +1034,10 @@ class FargateMicroservice(pulumi.ComponentResource):
                 opts=self._child(),
             )
 
-    def _alarm(self, suffix: str, description: str, **kwargs: Any) -> None:
+    def _alarm(self, suffix: str, description: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
         topic = self._args.alarm_topic_arn
         actions = [topic] if topic is not None else []
-        aws.cloudwatch.MetricAlarm(
+        return aws.cloudwatch.MetricAlarm(
             f"{self._name}-{suffix}",
             name=f"{self._name}-{suffix}",
             alarm_description=description,
@@ -850,6 +1047,118 @@ class FargateMicroservice(pulumi.ComponentResource):
             opts=self._child(),
             **kwargs,
         )
+
+    def _load_balancer_alarms(self) -> list[pulumi.Output[str]]:
+        """Per edge listener, the service's own 5xx-rate and p99-latency alarms (the ones a deployment
+        rolls back on). With an alternate target group they watch both groups: after a blue/green swap
+        the new revision serves from either."""
+        args = self._args
+        names: list[pulumi.Output[str]] = []
+        for key, (listener, target_group) in self._target_groups.items():
+            groups = [target_group, *([self._alternate_groups[key]] if key in self._alternate_groups else [])]
+            dims = [{"TargetGroup": tg.arn_suffix, "LoadBalancer": listener.alb_arn_suffix} for tg in groups]
+            single = len(dims) == 1
+            errors = ["errors"] if single else [f"errors{i}" for i in range(len(dims))]
+            requests = ["requests"] if single else [f"requests{i}" for i in range(len(dims))]
+            rate = aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id="rate",
+                expression=(
+                    f"100 * ({' + '.join(f'FILL({e}, 0)' for e in errors)}) / "
+                    f"MAX([1, {' + '.join(f'FILL({r}, 0)' for r in requests)}])"
+                    if not single
+                    else "100 * FILL(errors, 0) / FILL(requests, 1)"
+                ),
+                label="5xx rate (%)",
+                return_data=True,
+            )
+            error_alarm = self._alarm(
+                f"{key}-5xx-rate",
+                f"{args.spec.name} via the {key} ALB: more than {ERROR_RATE_ALARM_PERCENT}% of requests "
+                "answered 5xx by the targets",
+                metric_queries=[
+                    *(
+                        _metric_query(e, "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "Sum", d)
+                        for e, d in zip(errors, dims, strict=True)
+                    ),
+                    *(
+                        _metric_query(r, "AWS/ApplicationELB", "RequestCount", "Sum", d)
+                        for r, d in zip(requests, dims, strict=True)
+                    ),
+                    rate,
+                ],
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                threshold=float(ERROR_RATE_ALARM_PERCENT),
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+            )
+            description = (
+                f"{args.spec.name} via the {key} ALB: p99 target response time above {LATENCY_P99_ALARM_SECONDS}s"
+            )
+            common: dict[str, Any] = {
+                "evaluation_periods": 5,
+                "datapoints_to_alarm": 3,
+                "threshold": LATENCY_P99_ALARM_SECONDS,
+                "comparison_operator": "GreaterThanThreshold",
+                "treat_missing_data": "notBreaching",
+            }
+            if len(dims) == 1:
+                latency_alarm = self._alarm(
+                    f"{key}-latency-p99",
+                    description,
+                    namespace="AWS/ApplicationELB",
+                    metric_name="TargetResponseTime",
+                    dimensions=dims[0],
+                    extended_statistic="p99",
+                    period=60,
+                    **common,
+                )
+            else:
+                latencies = [f"p99_{i}" for i in range(len(dims))]
+                latency_alarm = self._alarm(
+                    f"{key}-latency-p99",
+                    description,
+                    metric_queries=[
+                        *(
+                            _metric_query(q, "AWS/ApplicationELB", "TargetResponseTime", "p99", d)
+                            for q, d in zip(latencies, dims, strict=True)
+                        ),
+                        aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                            id="worst",
+                            expression=f"MAX([{', '.join(f'FILL({q}, 0)' for q in latencies)}])",
+                            label="p99 target response time (s), worst target group",
+                            return_data=True,
+                        ),
+                    ],
+                    **common,
+                )
+            names += [error_alarm.name, latency_alarm.name]
+        return names
+
+    def _tasks_alarm(self) -> list[pulumi.Output[str]]:
+        """Fewer running tasks than desired (Container Insights). Declared before the service, so the
+        dimensions name the service by its fixed name; a service without a load balancer rolls back on it."""
+        args = self._args
+        service_dims = {"ClusterName": args.cluster_name, "ServiceName": self._name}
+        if not args.compute.container_insights:
+            return []
+        alarm = self._alarm(
+            "tasks-below-desired",
+            f"{args.spec.name}: fewer running tasks than desired for 5 minutes (crash loop, capacity, image pull)",
+            metric_queries=[
+                _metric_query("running", "ECS/ContainerInsights", "RunningTaskCount", "Minimum", service_dims),
+                _metric_query("desired", "ECS/ContainerInsights", "DesiredTaskCount", "Maximum", service_dims),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="missing", expression="desired - running", label="Tasks missing", return_data=True
+                ),
+            ],
+            evaluation_periods=5,
+            datapoints_to_alarm=5,
+            threshold=0.0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="missing",
+        )
+        return [alarm.name]
 
     def _alarms(self) -> None:
         args = self._args
@@ -872,58 +1181,21 @@ class FargateMicroservice(pulumi.ComponentResource):
                 comparison_operator="GreaterThanThreshold",
                 treat_missing_data="missing",
             )
-        if args.compute.container_insights:
-            self._alarm(
-                "tasks-below-desired",
-                f"{args.spec.name}: fewer running tasks than desired for 5 minutes (crash loop, capacity, image pull)",
-                metric_queries=[
-                    _metric_query("running", "ECS/ContainerInsights", "RunningTaskCount", "Minimum", service_dims),
-                    _metric_query("desired", "ECS/ContainerInsights", "DesiredTaskCount", "Maximum", service_dims),
-                    aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                        id="missing", expression="desired - running", label="Tasks missing", return_data=True
-                    ),
-                ],
-                evaluation_periods=5,
-                datapoints_to_alarm=5,
-                threshold=0.0,
-                comparison_operator="GreaterThanThreshold",
-                treat_missing_data="missing",
-            )
-        for key, lb_dims in self.load_balancer_dimensions.items():
-            self._alarm(
-                f"{key}-5xx-rate",
-                f"{args.spec.name} via the {key} ALB: more than {ERROR_RATE_ALARM_PERCENT}% of requests "
-                "answered 5xx by the targets",
-                metric_queries=[
-                    _metric_query("errors", "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "Sum", lb_dims),
-                    _metric_query("requests", "AWS/ApplicationELB", "RequestCount", "Sum", lb_dims),
-                    aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                        id="rate",
-                        expression="100 * FILL(errors, 0) / FILL(requests, 1)",
-                        label="5xx rate (%)",
-                        return_data=True,
-                    ),
-                ],
-                evaluation_periods=5,
-                datapoints_to_alarm=3,
-                threshold=float(ERROR_RATE_ALARM_PERCENT),
-                comparison_operator="GreaterThanThreshold",
-                treat_missing_data="notBreaching",
-            )
-            self._alarm(
-                f"{key}-latency-p99",
-                f"{args.spec.name} via the {key} ALB: p99 target response time above {LATENCY_P99_ALARM_SECONDS}s",
-                namespace="AWS/ApplicationELB",
-                metric_name="TargetResponseTime",
-                dimensions=lb_dims,
-                extended_statistic="p99",
-                period=60,
-                evaluation_periods=5,
-                datapoints_to_alarm=3,
-                threshold=LATENCY_P99_ALARM_SECONDS,
-                comparison_operator="GreaterThanThreshold",
-                treat_missing_data="notBreaching",
-            )
+
+
+def _forward(primary: aws.lb.TargetGroup, alternate: aws.lb.TargetGroup | None) -> aws.lb.ListenerRuleActionArgs:
+    """Forward to the service's group; with an alternate group, to both at weights 100/0 (ECS shifts them)."""
+    if alternate is None:
+        return aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=primary.arn)
+    return aws.lb.ListenerRuleActionArgs(
+        type="forward",
+        forward=aws.lb.ListenerRuleActionForwardArgs(
+            target_groups=[
+                aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=primary.arn, weight=100),
+                aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=alternate.arn, weight=0),
+            ]
+        ),
+    )
 
 
 def _metric_query(

@@ -35,10 +35,12 @@ import pulumi
 import pulumi_aws as aws
 
 import contracts
+from components.config import DataConfig
 from components.context import PlatformContext
+from components.datastores import DataStoreArgs, DynamoTable
 from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS
 from components.iam import Statement, allow, deny_insecure_transport, policy_document, trust_policy
-from services.spec import ServiceSpec
+from services.spec import DynamoStore, ServiceSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CODE_DIR = REPO_ROOT / "services" / "notification"
@@ -107,16 +109,35 @@ class LambdaServiceArgs:
     """The function's code folder (with `handler.py`); default: the spec's `code_dir`, else `services/<name>/`."""
     publish_bus_arn: pulumi.Input[str] | None = None
     """The event bus, for a spec that `publishes` (the role may put exactly its own events there)."""
+    data: DataConfig | None = None
+    """Protection and deletion settings of the DynamoDB tables it owns (`data_stores`); required if it has any."""
     extra_statements: Sequence[Statement] = ()
-    """More identity-policy statements on exact ARNs (its own data stores' grants), in a second policy."""
+    """More identity-policy statements on exact ARNs, in the same second policy as its tables' grants."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """More plain environment variables (names of its own tables, the bus name). Never credentials."""
+    """More plain environment variables (e.g. the bus name). Never credentials."""
+    traffic_shift: str | None = None
+    """CodeDeploy Lambda configuration (`canary10Percent5Minutes`, ..., see `config.LambdaTrafficShift`).
+    Set: the function publishes versions, callers invoke the `live` alias, and CodeDeploy shifts that
+    alias to a new version gradually, rolling back when the alias's error alarm fires. None: callers
+    invoke `$LATEST` (the function alone, as in unit tests of the handler wiring)."""
 
     @property
     def resolved_code_dir(self) -> Path:
         if self.code_dir is not None:
             return self.code_dir
         return REPO_ROOT / (self.spec.code_dir or f"services/{self.spec.name}")
+
+
+ALIAS_NAME = "live"
+"""The alias every trigger invokes; CodeDeploy moves it from version to version."""
+ALIAS_ERRORS_ALARM_THRESHOLD = 0
+"""Any error of the alias in a minute, twice in a row, stops the traffic shift and rolls back."""
+
+
+def codedeploy_config_name(traffic_shift: str) -> str:
+    """`canary10Percent5Minutes` -> `CodeDeployDefault.LambdaCanary10Percent5Minutes` (CodeDeploy's
+    predefined Lambda deployment configurations)."""
+    return f"CodeDeployDefault.Lambda{traffic_shift[0].upper()}{traffic_shift[1:]}"
 
 
 def code_assets(code_dir: Path) -> dict[str, pulumi.Asset | pulumi.Archive]:
@@ -219,6 +240,12 @@ class LambdaService(pulumi.ComponentResource):
     spec: ServiceSpec
     function_arn: pulumi.Output[str]
     function_name: pulumi.Output[str]
+    invoke_arn: pulumi.Output[str]
+    """What triggers invoke: the `live` alias's ARN with a traffic shift, else the function's."""
+    invoke_qualifier: str | None
+    """`live` with a traffic shift (for lambda:InvokeFunction permissions), else None."""
+    deployment: dict[str, pulumi.Input[str]] | None
+    """What the deploy workflow needs to start a CodeDeploy deployment; None without a traffic shift."""
     role_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     failure_queue_arn: pulumi.Output[str]
@@ -271,9 +298,15 @@ class LambdaService(pulumi.ComponentResource):
             opts=child,
         )
         failure_queue = self._failure_queue()
+        self.stores = self._data_stores()
         role, policy = self._role(log_group, failure_queue)
         grants = self._grants(role)
         function = self._function(role, policy, log_group, grants)
+        self.invoke_arn = function.arn
+        self.invoke_qualifier = None
+        self.deployment = None
+        if args.traffic_shift is not None:
+            self._gradual_deployment(function)
         self._triggers(function, policy, failure_queue)
 
         self.function_arn = function.arn
@@ -286,11 +319,126 @@ class LambdaService(pulumi.ComponentResource):
             {
                 "functionArn": self.function_arn,
                 "functionName": self.function_name,
+                "invokeArn": self.invoke_arn,
                 "roleArn": self.role_arn,
                 "logGroupName": self.log_group_name,
                 "failureQueueArn": self.failure_queue_arn,
             }
         )
+
+    def _gradual_deployment(self, function: aws.lambda_.Function) -> None:
+        """The `live` alias, its error alarm and a CodeDeploy deployment group that shifts it.
+
+        AWS documents gradual Lambda deployments through CodeDeploy (AppSpec `CurrentVersion` ->
+        `TargetVersion` on an alias, a predefined `CodeDeployDefault.Lambda*` configuration, alarm
+        rollback): https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-steps-lambda.html.
+        Pulumi publishes each new version and creates the alias once; after that CodeDeploy owns the
+        alias (Pulumi ignores its version and routing), and the deploy workflow starts the deployment
+        from the stack output `notificationDeployment` (see .github/workflows/deploy.yml)."""
+        args = self._args
+        assert args.traffic_shift is not None
+        child = pulumi.ResourceOptions(parent=self)
+        alias = aws.lambda_.Alias(
+            f"{self._name}-live",
+            name=ALIAS_NAME,
+            description="Production traffic; CodeDeploy shifts it between versions",
+            function_name=function.name,
+            function_version=function.version,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["functionVersion", "routingConfig"]),
+        )
+        alarm = aws.cloudwatch.MetricAlarm(
+            f"{self._name}-live-errors",
+            name=f"{self._name}-live-errors",
+            alarm_description=f"{args.spec.name}: errors of the {ALIAS_NAME} alias (rolls a traffic shift back)",
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions={
+                "FunctionName": function.name,
+                "Resource": pulumi.Output.concat(function.name, ":", ALIAS_NAME),
+            },
+            statistic="Sum",
+            period=60,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            threshold=float(ALIAS_ERRORS_ALARM_THRESHOLD),
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            tags=self._tags,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{self._name}-deploy-role",
+            description=f"CodeDeploy shifts the {ALIAS_NAME} alias of the {args.spec.name} Lambda",
+            assume_role_policy=trust_policy(
+                "codedeploy.amazonaws.com",
+                account_id=self._context.account_id,
+                region=self._context.region,
+                partition=self._context.partition,
+            ),
+            tags=self._tags,
+            opts=child,
+        )
+        # The actions of AWS's AWSCodeDeployRoleForLambdaLimited, scoped to this function and alarm
+        # (the managed policy grants them on "*").
+        policy = aws.iam.RolePolicy(
+            f"{self._name}-deploy-policy",
+            role=role.id,
+            policy=pulumi.Output.all(function.arn, alarm.arn).apply(
+                lambda values: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "ShiftAlias",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "lambda:GetAlias",
+                                    "lambda:UpdateAlias",
+                                    "lambda:GetProvisionedConcurrencyConfig",
+                                ],
+                                "Resource": [values[0], f"{values[0]}:*"],
+                            },
+                            {
+                                "Sid": "WatchAlarm",
+                                "Effect": "Allow",
+                                "Action": "cloudwatch:DescribeAlarms",
+                                "Resource": values[1],
+                            },
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+        application = aws.codedeploy.Application(
+            f"{self._name}-deploy", compute_platform="Lambda", tags=self._tags, opts=child
+        )
+        group = aws.codedeploy.DeploymentGroup(
+            f"{self._name}-deploy-group",
+            app_name=application.name,
+            deployment_group_name=f"{self._name}-{ALIAS_NAME}",
+            service_role_arn=role.arn,
+            deployment_config_name=codedeploy_config_name(args.traffic_shift),
+            deployment_style=aws.codedeploy.DeploymentGroupDeploymentStyleArgs(
+                deployment_option="WITH_TRAFFIC_CONTROL", deployment_type="BLUE_GREEN"
+            ),
+            alarm_configuration=aws.codedeploy.DeploymentGroupAlarmConfigurationArgs(alarms=[alarm.name], enabled=True),
+            auto_rollback_configuration=aws.codedeploy.DeploymentGroupAutoRollbackConfigurationArgs(
+                enabled=True, events=["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]
+            ),
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        self.invoke_arn = alias.arn
+        self.invoke_qualifier = ALIAS_NAME
+        self.deployment = {
+            "application": application.name,
+            "deploymentGroup": group.deployment_group_name,
+            "functionName": function.name,
+            "alias": ALIAS_NAME,
+            "targetVersion": function.version,
+            "config": codedeploy_config_name(args.traffic_shift),
+        }
 
     def _failure_queue(self) -> aws.sqs.Queue:
         """Where Lambda puts direct (asynchronous) invocations that still fail after its retries."""
@@ -348,6 +496,38 @@ class LambdaService(pulumi.ComponentResource):
         )
         return role, policy
 
+    def _data_stores(self) -> list[DynamoTable]:
+        """Its own DynamoDB tables, children of this component (so the table belongs to this service
+        and no other: what the policy pack's no-shared-databases checks). Outside the VPC, a table has no
+        network boundary; IAM on its exact ARN is its only door."""
+        args, ctx = self._args, self._context
+        stores = [s for s in args.spec.data_stores if isinstance(s, DynamoStore)]
+        if not stores:
+            return []
+        if args.data is None:
+            raise ValueError(f"LambdaService: spec {args.spec.name!r} owns tables: pass `data`")
+        data = args.data
+        return [
+            DynamoTable(
+                f"{self._name}-{store.name}",
+                store,
+                DataStoreArgs(
+                    owner=args.spec.name,
+                    environment=ctx.environment,
+                    data=data,
+                    log_retention_days=args.log_retention_days,
+                    vpc_id="",
+                    subnet_ids=[],
+                    owner_security_group_id="",
+                    kms_key_arn=ctx.key_arn,
+                    region=ctx.region,
+                    tags=self._tags,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for store in stores
+        ]
+
     def _grants(self, role: aws.iam.Role) -> aws.iam.RolePolicy | None:
         """What the spec adds beyond the function's own plumbing: putting its own events on the bus and
         its data stores' grants (exact ARNs), as a second policy. None when the spec asks for neither."""
@@ -367,6 +547,7 @@ class LambdaService(pulumi.ComponentResource):
                     },
                 )
             )
+        statements += [statement for table in self.stores for statement in table.binding.task_statements]
         statements += args.extra_statements
         if not statements:
             return None
@@ -409,11 +590,13 @@ class LambdaService(pulumi.ComponentResource):
                 system_log_level="WARN",
             ),
             kms_key_arn=self._context.key_arn,
+            publish=args.traffic_shift is not None,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     **({"NOTIFICATION_TOPIC_ARN": args.topic_arn} if args.topic_arn is not None else {}),
                     "LOG_LEVEL": settings.log_level,
                     "POWERTOOLS_SERVICE_NAME": args.spec.name,
+                    **{key: value for table in self.stores for key, value in table.binding.environment.items()},
                     **args.environment,
                 }
             ),
@@ -436,7 +619,7 @@ class LambdaService(pulumi.ComponentResource):
             aws.lambda_.EventSourceMapping(
                 f"{self._name}-queue-trigger",
                 event_source_arn=args.queue_arn,
-                function_name=function.arn,
+                function_name=self.invoke_arn,
                 batch_size=settings.batch_size,
                 maximum_batching_window_in_seconds=settings.batching_window_seconds,
                 # The handler answers with the failed message ids only; without this setting Lambda
@@ -453,6 +636,7 @@ class LambdaService(pulumi.ComponentResource):
         aws.lambda_.FunctionEventInvokeConfig(
             f"{self._name}-async",
             function_name=function.name,
+            qualifier=self.invoke_qualifier,
             maximum_retry_attempts=settings.async_retry_attempts,
             maximum_event_age_in_seconds=settings.async_max_event_age_seconds,
             destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(

@@ -22,7 +22,6 @@ import pulumi_aws as aws
 from components.cluster import Cluster, ClusterArgs
 from components.config import ServiceSizing, StackConfig, resolve_sizing
 from components.context import PlatformContext
-from components.datastores import DataStoreArgs, DynamoTable
 from components.edge import Edge, EdgeArgs
 from components.envoy import EDGE_PORT
 from components.events import EventBus, EventBusArgs
@@ -50,7 +49,7 @@ from components.wiring import (
     MeshConnectionsArgs,
 )
 from contracts import SCHEMA_DIR
-from services.spec import DynamoStore, ServiceSpec
+from services.spec import ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -163,6 +162,8 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
             app_environment=pattern_environment(base.inputs.catalog, base.patterns).get(spec.name, {}),
             image=image.image_ref if image is not None else None,
             image_repository_arn=image.repository_arn if image is not None else None,
+            deployment=config.deployment,
+            vpc_cidr=config.network.cidr,
         ),
         context,
     )
@@ -173,26 +174,6 @@ def build_lambda_service(spec: ServiceSpec, base: Foundation) -> LambdaService:
     subscriptions, its DynamoDB tables, its events, the notification topic if it `notifies`)."""
     config, context = base.inputs.config, base.context
     name = service_component_name(context, spec.name)
-    stores = [
-        DynamoTable(
-            f"{name}-{store.name}",
-            store,
-            DataStoreArgs(
-                owner=spec.name,
-                environment=context.environment,
-                data=config.data,
-                log_retention_days=config.observability.log_retention_days,
-                vpc_id=base.network.vpc_id,
-                subnet_ids=base.network.isolated_subnet_ids,
-                owner_security_group_id="",  # a table has no network boundary; IAM is its only door
-                kms_key_arn=context.key_arn,
-                region=context.region,
-                tags=context.with_tags(Service=spec.name),
-            ),
-        )
-        for store in spec.data_stores
-        if isinstance(store, DynamoStore)
-    ]
     return LambdaService(
         name,
         LambdaServiceArgs(
@@ -203,11 +184,9 @@ def build_lambda_service(spec: ServiceSpec, base: Foundation) -> LambdaService:
             log_retention_days=config.observability.log_retention_days,
             tracing=config.observability.tracing,
             publish_bus_arn=base.events.bus_arn if spec.publishes else None,
-            extra_statements=[statement for table in stores for statement in table.binding.task_statements],
-            environment={
-                **({"EVENT_BUS_NAME": base.events.bus_name} if spec.publishes else {}),
-                **{key: value for table in stores for key, value in table.binding.environment.items()},
-            },
+            data=config.data,
+            environment={"EVENT_BUS_NAME": base.events.bus_name} if spec.publishes else {},
+            traffic_shift=config.deployment.effective_lambda_shift(context.environment),
         ),
         context,
     )
@@ -272,6 +251,10 @@ class Platform:
             **self.observability.exports(),
             "dashboardName": self.watch.dashboard.dashboard_name,
             **(self.patterns.exports() if self.patterns is not None else {}),
+            # What .github/scripts/shift-lambda-alias.sh needs to shift each function's `live` alias.
+            "lambdaDeployments": {
+                name: f.deployment for name, f in sorted(self.functions.items()) if f.deployment is not None
+            },
         }
 
 
@@ -348,15 +331,9 @@ def build_platform(inputs: PlatformInputs) -> Platform:
         context,
     )
     patterns_context = PatternContext(
-        prefix=prefix,
-        environment=context.environment,
-        account_id=context.account_id,
-        region=context.region,
-        partition=context.partition,
-        kms_key_arn=context.key_arn,
+        platform=context,
         log_retention_days=config.observability.log_retention_days,
         tracing=config.observability.tracing,
-        tags=context.tags,
         alarm_topic_arn=observability.alarm_topic_arn,
     )
     base = Foundation(inputs, context, network, cluster, observability, mesh, events, edge, patterns_context)
@@ -378,7 +355,11 @@ def build_platform(inputs: PlatformInputs) -> Platform:
             routes = FunctionRoutes(
                 f"{prefix}-{name}-routes",
                 FunctionRoutesArgs(
-                    bus=events, service=name, function_arn=function.function_arn, function_name=function.function_name
+                    bus=events,
+                    service=name,
+                    function_arn=function.invoke_arn,
+                    function_name=function.function_name,
+                    qualifier=function.invoke_qualifier,
                 ),
             )
             wiring.append(routes)

@@ -50,7 +50,10 @@ class FunctionRoutesArgs:
     service: str
     """The Lambda consumer whose `direct` subscriptions these are (it must have at least one)."""
     function_arn: pulumi.Input[str]
+    """The function's ARN, or its alias's ARN when callers go through an alias."""
     function_name: pulumi.Input[str]
+    qualifier: str | None = None
+    """The alias name when `function_arn` is an alias's (the invoke permission is then on the alias)."""
 
 
 class FunctionRoutes(pulumi.ComponentResource):
@@ -83,6 +86,7 @@ class FunctionRoutes(pulumi.ComponentResource):
                 function=args.function_name,
                 principal="events.amazonaws.com",
                 source_arn=rule.arn,
+                qualifier=args.qualifier,
                 opts=_moved_from(bus, self),
             )
         self.rule_arns = [rule.arn for _, rule in routes]

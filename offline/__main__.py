@@ -5,6 +5,8 @@
     python -m offline preview --all-stacks [--json 'out/{stack}.json'] [--export 'out/{stack}.export.json'] ...
     python -m offline policy-check --file PLAN [REPORT OPTIONS]
     python -m offline preflight --file PLAN
+    python -m offline cost --stack prod [--format table|json] [--compare OTHER_PLAN] [--refresh-prices]
+    python -m offline diagram --stack prod --format mermaid|dot|svg [--output FILE]
 
 Report options: `--format text|json|sarif` (the policy results as `pulumi preview` prints them, as JSON, or
 as SARIF 2.1.0 for GitHub code scanning; see offline/policy/formats.py), `--output FILE` (write them there;
@@ -77,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
         "preflight", parents=[common], help="run the AWS conformance preflight over a saved plan or export file"
     )
     preflight.add_argument("--file", type=Path, required=True, metavar="PLAN", help="a --json or --export file")
+    from offline import cost, diagram  # light: the price table and the renderers load when they run
+
+    cost.add_command(commands, common)
+    diagram.add_command(commands, common)
     return parser
 
 
@@ -307,6 +313,8 @@ def _preview_stack(args: argparse.Namespace, stack: str, several: bool, policy: 
     print(render_preview(result.plan), file=out)
     for diagnostic in result.diagnostics:
         print(f"    {diagnostic.severity}: {diagnostic.message}", file=out)
+    print(file=out)
+    print(_cost_summary(result), file=out)
     json_path = _output_path(args.json, stack, several, "--json")
     export_path = _output_path(args.export, stack, several, "--export")
     if json_path:
@@ -376,6 +384,18 @@ def _summary(outcomes: list[StackOutcome], seconds: float, with_policy: bool) ->
     )
 
 
+def _cost_summary(result: object) -> str:
+    from offline.cost import CostError, estimate, summary_line, usage_from_config
+
+    config = result.config  # type: ignore[attr-defined]
+    try:
+        return summary_line(
+            estimate(result.plan, region=str(config.get("aws:region") or "us-east-1"), usage=usage_from_config(config))  # type: ignore[attr-defined]
+        )
+    except CostError as exc:
+        return f"Estimated cost: not available ({exc})"
+
+
 def _policy_check(args: argparse.Namespace) -> ExitCode:
     from offline.export import PlanFileError, load_plan
 
@@ -405,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "preview":
             return _preview(args)
+        if args.command in ("cost", "diagram"):
+            return int(args.run(args))
         if args.command == "preflight":
             return _preflight_file(args)
         return _policy_check(args)

@@ -73,6 +73,10 @@ def _az(ctx: Ctx, index: int = 0) -> str:
     return f"{ctx.region}{'abcdef'[index % 6]}"
 
 
+def _alias_arn(c: Ctx) -> str:
+    return c.arn("lambda", f"function:{c.inputs.get('functionName', 'function')}:{c.physical}")
+
+
 def _sg_id(c: Ctx) -> str:
     return f"sg-{c.hex()}"
 
@@ -400,9 +404,35 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "arn": c.arn("lambda", f"function:{c.physical}"),
             "invokeArn": f"arn:{PARTITION}:apigateway:{c.region}:lambda:path/2015-03-31/functions/"
             f"{c.arn('lambda', f'function:{c.physical}')}/invocations",
-            "qualifiedArn": c.arn("lambda", f"function:{c.physical}:$LATEST"),
-            "version": "$LATEST",
+            # With `publish`, AWS publishes version 1 on create (later ones count up).
+            "qualifiedArn": c.arn("lambda", f"function:{c.physical}:{'1' if c.inputs.get('publish') else '$LATEST'}"),
+            "version": "1" if c.inputs.get("publish") else "$LATEST",
             "sourceCodeHash": c.hex(43),
+        },
+    ),
+    "aws:lambda/alias:Alias": Shape(
+        id=_alias_arn,
+        outputs=lambda c: {
+            "arn": _alias_arn(c),
+            "invokeArn": f"arn:{PARTITION}:apigateway:{c.region}:lambda:path/2015-03-31/functions/"
+            f"{_alias_arn(c)}/invocations",
+        },
+    ),
+    "aws:codedeploy/application:Application": Shape(
+        id=lambda c: f"{c.uuid()}:{c.physical}",
+        max_name=100,
+        outputs=lambda c: {
+            "applicationId": c.uuid(),
+            "arn": c.arn("codedeploy", f"application:{c.physical}"),
+        },
+    ),
+    "aws:codedeploy/deploymentGroup:DeploymentGroup": Shape(
+        id=lambda c: c.uuid(),
+        name_key="deploymentGroupName",
+        max_name=100,
+        outputs=lambda c: {
+            "deploymentGroupId": c.uuid(),
+            "arn": c.arn("codedeploy", f"deploymentgroup:{c.inputs.get('appName', 'app')}/{c.physical}"),
         },
     ),
     "aws:lambda/eventSourceMapping:EventSourceMapping": Shape(

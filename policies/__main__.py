@@ -12,6 +12,7 @@ from guardrails import (
     containers,
     core,
     data_stores,
+    deployments,
     edge,
     exceptions,
     identity,
@@ -36,6 +37,7 @@ RULES = [
     *serverless.RULES,
     *observability.RULES,
     *baseline.RULES,
+    *deployments.RULES,
     *exceptions.RULES,  # last: they report on every other policy of the run
 ]
 

@@ -48,7 +48,8 @@ def test_lambda_trust_policy_has_no_undocumented_condition() -> None:
 
 def test_an_unknown_service_principal_is_refused_with_the_known_ones() -> None:
     with pytest.raises(
-        ValueError, match=r"'glue.amazonaws.com' is not in components.iam.TRUSTED_SERVICES; known: ecs-tasks"
+        ValueError,
+        match=r"'glue.amazonaws.com' is not in components.iam.TRUSTED_SERVICES; known: codedeploy.amazonaws.com, ecs-tasks",
     ):
         trust_policy("glue.amazonaws.com", account_id=ACCOUNT_ID, region="us-east-1", partition="aws")
 

@@ -23,6 +23,7 @@ from components.mesh import ENVOY_CONTAINER
 from components.platform import SERVICE_BUILDERS, Platform, PlatformInputs, build_platform
 from offline.export import PLUGIN_VERSIONS
 from offline.plan import Plan
+from offline.policy import run_policy_pack
 from offline.runtime import read_stack_files, run_function
 from services import load_catalog, validate_catalog
 from services.spec import ServiceSpec
@@ -125,7 +126,10 @@ def test_a_second_lambda_service_comes_from_its_spec_file_alone(audit_service: P
     # Its direct subscription: the bus's rule targets its function, through its own wiring component.
     rule = only(plan, "aws:cloudwatch/eventRule:EventRule", "ms-dev-audit-payment-direct")
     target = only(plan, "aws:cloudwatch/eventTarget:EventTarget", "ms-dev-audit-payment-direct-target")
-    assert target.inputs["arn"] == fn.outputs["arn"] and target.inputs["rule"] == rule.outputs["name"], target.urn
+    # (through the function's `live` alias, which CodeDeploy shifts between versions)
+    alias = next(r for r in own if r.type == "aws:lambda/alias:Alias")
+    assert alias.inputs["functionName"] == fn.outputs["name"], alias.urn
+    assert target.inputs["arn"] == alias.outputs["arn"] and target.inputs["rule"] == rule.outputs["name"], target.urn
     assert by_urn[target.parent].type == "microservices:wiring:FunctionRoutes", target.urn
     # Its table: owned by it (a child component named after it), granted to its role only.
     table = only(plan, "aws:dynamodb/table:Table", "ms-dev-audit-audit-trail")
@@ -145,6 +149,9 @@ def test_a_second_lambda_service_comes_from_its_spec_file_alone(audit_service: P
     # And it is watched: its failure queue and its errors alarm.
     alarms = {r.name for r in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert {"ms-dev-audit-failures-dlq-depth", "ms-dev-audit-lambda-errors", "ms-dev-audit-dlq-depth"} <= alarms
+    # And the policy pack (no shared databases, TLS-only queues, IAM on exact ARNs, ...) accepts it.
+    report = run_policy_pack(plan, pack_dir=ROOT / "policies")
+    assert not report.mandatory, [(v.policy_name, v.message.splitlines()[-1]) for v in report.mandatory]
 
 
 def test_a_lambda_spec_without_its_code_folder_is_one_config_line(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from guardrails import (
     baseline,
     containers,
     data_stores,
+    deployments,
     edge,
     exceptions,
     identity,
@@ -76,6 +77,7 @@ def test_pack_assembles_every_rule_of_every_module_once() -> None:
     modules = (
         containers,
         data_stores,
+        deployments,
         edge,
         identity,
         mesh,
@@ -89,7 +91,7 @@ def test_pack_assembles_every_rule_of_every_module_once() -> None:
     )
     in_modules = [rule.name for module in modules for rule in module.RULES]
     assert sorted(in_modules) == sorted(RULES)
-    assert len(PACK["RULES"]) == len(RULES) == 42
+    assert len(PACK["RULES"]) == len(RULES) == 43
     assert [rule.name for rule in PACK["RULES"][-2:]] == ["policy-exceptions-applied", "policy-exceptions"]
 
 

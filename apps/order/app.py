@@ -27,12 +27,14 @@ Both check the user first (`GET /users/{id}` through the mesh).
 
 Outbox: a state change and its event (`OrderPlaced` v2 / `OrderCancelled` v1 contracts) are written in
 ONE DynamoDB `TransactWriteItems`, so an order never changes without its event or the reverse:
-* with an event store (`ORDER_EVENTS_NAME` set: the `order-events` table whose stream a Pipe puts on
-  the bus), the event is an item `{aggregateId, sequence, eventId, detailType, detail, occurredAt}`
-  put with `attribute_not_exists(sequence)`; publishing is the pipe's job, not the app's;
-* otherwise the event is an `outbox#<eventId>` item in the orders table, and the app relays it: right
-  after the commit, plus a sweep every `OUTBOX_SWEEP_SECONDS` for anything a crash left behind
-  (at-least-once; consumers are idempotent per (type, orderId)).
+* by default the event is an `outbox#<eventId>` item of the orders table (`recordType`, `detailType`,
+  `detail`, `aggregateId`, `createdAt`, `expiresAt`). With `OUTBOX_RELAY=stream` (what the platform
+  sets when the spec declares the table as its outbox) the table's stream and an EventBridge Pipe
+  publish it; otherwise the app relays it right after the commit, plus a sweep every
+  `OUTBOX_SWEEP_SECONDS` for anything a crash left behind (at-least-once; consumers are idempotent
+  per (type, orderId));
+* with a separate event-store table (`ORDER_EVENTS_NAME`), the event is an item `{aggregateId,
+  sequence, eventId, detailType, detail, occurredAt}` put with `attribute_not_exists(sequence)`.
 """
 
 from __future__ import annotations
@@ -107,7 +109,10 @@ class OrderService:
         if self.saga_arn:
             self.sfn = aws_client("stepfunctions")
         self.sweep_seconds = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "30"))
-        if self.event_store is None and os.environ.get("EVENT_BUS_ARN"):
+        # OUTBOX_RELAY=stream: the orders table's stream and an EventBridge Pipe publish the outbox items
+        # (components/patterns/outbox.py); the task role then has no events:PutEvents at all.
+        relay = os.environ.get("OUTBOX_RELAY", "app")
+        if self.event_store is None and relay == "app" and os.environ.get("EVENT_BUS_ARN"):
             self.events = EventPublisher(aws_client("events"))
         self.user = ServiceClient("user")
         if not self.saga_arn or os.environ.get("INVENTORY_SERVICE_URL"):

@@ -1,7 +1,7 @@
 """Domain events: build a contract-shaped `detail`, publish it to the bus, consume the service's queue.
 
 * `event_detail()` adds what every contract requires (`version`, `correlationId`, `occurredAt`;
-  see contracts/__init__.py) to the event's own fields.
+  see services/notification/contracts.py) to the event's own fields.
 * `EventPublisher.publish()` puts one event on the bus the task may publish to (`EVENT_BUS_ARN`,
   source `EVENT_SOURCE` = `microservices.<service>`: the bus policy accepts nothing else).
 * `QueueConsumer` long-polls the service's own SQS queues (`EVENT_QUEUE_URLS`, fed by EventBridge

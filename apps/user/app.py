@@ -1,6 +1,6 @@
 """User service: create and read user accounts, in its own PostgreSQL database (`users-db`).
 
-    POST /users           {"email", "name", "locale"?, "marketingOptIn"?} -> 201 user
+    POST /users           {"email", "displayName"?, "locale"?, "marketingOptIn"?} -> 201 user
                           (409 if the email is taken; 422 if the body is invalid)
     GET  /users/{userId}  -> 200 user, 404 if unknown
 
@@ -36,7 +36,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     user_id         text PRIMARY KEY,
     email           text NOT NULL UNIQUE,
-    name            text NOT NULL,
+    display_name    text,
     locale          text NOT NULL DEFAULT 'en',
     marketing_opt_in boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now()
@@ -68,9 +68,9 @@ class UserService:
         email = body.get("email")
         if not isinstance(email, str) or len(email) > 254 or not EMAIL.match(email):
             raise HTTPException(422, "email: a valid address is required")
-        name = body.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 200 or not name.strip():
-            raise HTTPException(422, "name: 1 to 200 characters")
+        display = body.get("displayName")
+        if display is not None and (not isinstance(display, str) or not 1 <= len(display) <= 100):
+            raise HTTPException(422, "displayName: 1 to 100 characters")
         locale = body.get("locale", "en")
         if not isinstance(locale, str) or not LOCALE.match(locale):
             raise HTTPException(422, "locale: e.g. 'en' or 'en-GB'")
@@ -79,11 +79,11 @@ class UserService:
             raise HTTPException(422, "marketingOptIn: true or false")
         user_id = uuid.uuid4().hex
         row = await self.pool.fetchrow(
-            "INSERT INTO users (user_id, email, name, locale, marketing_opt_in) VALUES ($1, $2, $3, $4, $5) "
+            "INSERT INTO users (user_id, email, display_name, locale, marketing_opt_in) VALUES ($1, $2, $3, $4, $5) "
             "ON CONFLICT (email) DO NOTHING RETURNING *",
             user_id,
             email.lower(),
-            name,
+            display,
             locale,
             opt_in,
         )
@@ -92,7 +92,8 @@ class UserService:
         user = _user(row)
         if self.events is not None:
             fields = {k: user[k] for k in ("userId", "email", "locale", "marketingOptIn")}
-            fields["displayName"] = user["name"][:100]  # the event contract allows 100 characters
+            if user["displayName"]:
+                fields["displayName"] = user["displayName"]
             try:
                 await self.events.publish("UserRegistered", event_detail(1, fields))
             except Exception:
@@ -110,7 +111,7 @@ def _user(row: Any) -> dict[str, Any]:
     return {
         "userId": row["user_id"],
         "email": row["email"],
-        "name": row["name"],
+        "displayName": row["display_name"],
         "locale": row["locale"],
         "marketingOptIn": row["marketing_opt_in"],
         "createdAt": row["created_at"].isoformat(),

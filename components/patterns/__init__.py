@@ -15,29 +15,54 @@ owner's, exactly like the stores the service declares itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
+
+from components.context import PlatformContext
 
 
 @dataclass(frozen=True)
 class PatternContext:
-    """Facts every pattern component needs (one object instead of repeating them in every args)."""
+    """The platform's `PlatformContext` (the one object of shared facts) plus the three settings every
+    pattern component needs from the stack config; the facts are read through, never copied."""
 
-    prefix: str
-    """Environment prefix of physical names (`ms-dev`)."""
-    environment: str
-    account_id: str
-    region: str
-    partition: str
-    kms_key_arn: pulumi.Input[str]
+    platform: PlatformContext
     log_retention_days: int
     tracing: bool
-    tags: Mapping[str, str] = field(default_factory=dict)
     alarm_topic_arn: pulumi.Input[str] | None = None
 
+    @property
+    def prefix(self) -> str:
+        """Environment prefix of physical names (`ms-dev`)."""
+        return self.platform.prefix
+
+    @property
+    def environment(self) -> str:
+        return self.platform.environment
+
+    @property
+    def account_id(self) -> str:
+        return self.platform.account_id
+
+    @property
+    def region(self) -> str:
+        return self.platform.region
+
+    @property
+    def partition(self) -> str:
+        return self.platform.partition
+
+    @property
+    def kms_key_arn(self) -> pulumi.Input[str]:
+        return self.platform.key_arn
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        return self.platform.tags
+
     def arn(self, service: str, resource: str) -> str:
-        return f"arn:{self.partition}:{service}:{self.region}:{self.account_id}:{resource}"
+        return self.platform.arn(service, resource)
 
     def queue_url(self, queue_name: str) -> str:
         return f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{queue_name}"

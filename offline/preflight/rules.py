@@ -462,6 +462,17 @@ def _alarm(
 
 
 # --- Lambda and SQS ---------------------------------------------------------------------------------
+def _unqualified_function(target: Any) -> Any:
+    """`FunctionName` without its version or alias qualifier. CreateEventSourceMapping accepts a name, a
+    name with an alias (`my-function:live`), an ARN or a qualified ARN (`...:function:my-function:live`)
+    (Lambda API reference, CreateEventSourceMapping, FunctionName)."""
+    if not isinstance(target, str):
+        return target
+    if target.startswith("arn:"):
+        return target.rsplit(":", 1)[0] if target.count(":") == 7 else target
+    return target.split(":", 1)[0]
+
+
 def _sqs_visibility(
     r: PlannedResource, plan: Plan, _by_urn: Mapping[str, PlannedResource]
 ) -> Iterator[tuple[str, Any, str, str]]:
@@ -469,7 +480,7 @@ def _sqs_visibility(
     if not (isinstance(source, str) and source.startswith("arn:aws:sqs:")):
         return
     queue = next((q for q in plan.of_type("aws:sqs/queue:Queue") if q.outputs.get("arn") == source), None)
-    target = r.inputs.get("functionName")
+    target = _unqualified_function(r.inputs.get("functionName"))
     function = next(
         (
             f

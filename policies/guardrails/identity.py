@@ -50,6 +50,10 @@ UNSCOPED_ACTIONS = [
     "ec2:UnassignPrivateIpAddresses",
     "servicediscovery:DiscoverInstances",
     "servicediscovery:DiscoverInstancesRevision",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
     # Vended log delivery (Step Functions, Pipes): the Service Authorization Reference lists no resource
     # type for these, and the Step Functions developer guide ("Using CloudWatch Logs to log execution
     # history") grants them on Resource '*'.
@@ -64,7 +68,10 @@ UNSCOPED_ACTIONS = [
 """Actions that need Resource '*': they support no resource-level permissions, or (logs:DescribeLogGroups,
 ssmmessages:*) AWS's documented ECS Exec task-role policy grants them on '*'. Cloud Map's DiscoverInstances and
 DiscoverInstancesRevision list no resource type in the Service Authorization Reference ("Actions, resources, and
-condition keys for AWS Cloud Map"): they are scoped with the condition key servicediscovery:NamespaceName instead."""
+condition keys for AWS Cloud Map"): they are scoped with the condition key servicediscovery:NamespaceName instead.
+The four Elastic Load Balancing v2 Describe actions list no resource type either ("Actions, resources, and
+condition keys for Elastic Load Balancing V2"); AWS's AmazonECSInfrastructureRolePolicyForLoadBalancers grants them
+on '*' to the role ECS uses to shift traffic during blue/green, linear and canary deployments."""
 
 
 def _documents(resource: Resource) -> Iterator[tuple[str, Any]]:

@@ -138,7 +138,7 @@ def saga(postgres: Postgres, redis_srv: Redis) -> Iterator[dict[str, Any]]:
         env.delenv("INVENTORY_SERVICE_URL", raising=False)
         env.delenv("PAYMENT_SERVICE_URL", raising=False)
         urls["order"] = stack.enter_context(LoopbackServer(order_app())).url
-        user = httpx.post(f"{urls['user']}/users", json={"email": "saga@example.org", "name": "Saga"}).json()
+        user = httpx.post(f"{urls['user']}/users", json={"email": "saga@example.org"}).json()
         yield {**urls, "user_id": user["userId"], "sfn": sfn, "machine": machine, "dynamodb": dynamodb}
 
 

@@ -63,7 +63,7 @@ def system(postgres: Postgres, redis_srv: Redis) -> Iterator[dict[str, Any]]:
             env.setenv(key, value)
         app = order_app()
         order = stack.enter_context(LoopbackServer(app))
-        user = httpx.post(f"{urls['user']}/users", json={"email": "buyer@example.org", "name": "Buyer"}).json()
+        user = httpx.post(f"{urls['user']}/users", json={"email": "buyer@example.org"}).json()
         yield {
             **urls,
             "order": order.url,
@@ -207,3 +207,18 @@ def test_the_sweep_publishes_what_a_crash_left_in_the_outbox(system: dict[str, A
 @pytest.mark.parametrize(("value", "text"), [("39.980", "39.98"), ("0", "0"), ("100", "100"), ("0.001", "0.001")])
 def test_money_strings_follow_the_contract(value: str, text: str) -> None:
     assert money(Decimal(value)) == text
+
+
+def test_stream_relay_leaves_publishing_to_the_pipe(system: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from apps.order.app import OrderService
+
+    monkeypatch.setenv("OUTBOX_RELAY", "stream")
+    service = OrderService()
+    asyncio.run(service.start())
+    assert service.events is None  # no PutEvents from the app: the table stream's pipe publishes
+    monkeypatch.setenv("OUTBOX_RELAY", "app")
+    service = OrderService()
+    asyncio.run(service.start())
+    assert service.events is not None

@@ -21,11 +21,12 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Graphviz (Debian's package) renders the SVG architecture diagrams: python -m offline diagram --format svg.
+# Only `make test` installs it (the SVG tests); `make setup` and `make preview` need Python and make only.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 graphviz:
 	@command -v dot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
 
-setup: $(BIN)/.installed graphviz
+setup: $(BIN)/.installed
 
 preview: setup
 	$(BIN)/python -m offline preview --stack $(STACK)
@@ -41,7 +42,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy --strict components contracts model services offline policies apps interfaces
 
-unit: setup node_modules/.installed
+unit: setup node_modules/.installed graphviz
 	$(BIN)/python -m pytest -n 2
 
 test: lint typecheck unit

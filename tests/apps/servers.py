@@ -218,11 +218,17 @@ def redis_server() -> Iterator[Redis]:
 
 
 class LoopbackServer:
-    """An ASGI app served by uvicorn on 127.0.0.1 in a thread: real HTTP, real lifespan."""
+    """An ASGI app served by uvicorn on 127.0.0.1 in a thread: real HTTP, real lifespan.
+
+    A reference service's app is served wrapped in `ContractResponses`: every response it gives is
+    checked against its OpenAPI contract (see contract_responses.py and conftest.py)."""
 
     def __init__(self, app: object, port: int | None = None) -> None:
         import threading
 
+        from tests.apps.contract_responses import wrap
+
+        app = wrap(app)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

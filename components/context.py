@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 
 import pulumi
 
+from components import iam
+
 
 @dataclass(frozen=True)
 class PlatformContext:
@@ -49,6 +51,11 @@ class PlatformContext:
     def with_tags(self, **tags: str) -> dict[str, str]:
         """The base tags plus `tags` (e.g. `Service="order"`), as a new dict."""
         return {**self.tags, **tags}
+
+    def trust_policy(self, service: str) -> str:
+        """The trust policy of a role assumed by AWS service `service`, with this environment's account,
+        region and partition in its source conditions (`components.iam.trust_policy`)."""
+        return iam.trust_policy(service, account_id=self.account_id, region=self.region, partition=self.partition)
 
     def arn(self, service: str, resource: str, *, regional: bool = True) -> str:
         """`arn:<partition>:<service>:<region>:<account>:<resource>` (region empty for global services)."""

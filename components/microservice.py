@@ -39,7 +39,7 @@ from components.config import ComputeConfig, DataConfig, DeploymentConfig, Obser
 from components.context import PlatformContext
 from components.datastores import ContainerSecret, DataStore, DataStoreArgs, StoreBinding, create_store
 from components.edge import EdgeAttachment, EdgeListener, path_patterns
-from components.iam import Statement, allow, policy_document, trust_policy
+from components.iam import Statement, allow, policy_document
 from services.spec import ServiceSpec
 
 __all__ = [
@@ -458,12 +458,7 @@ class FargateMicroservice(pulumi.ComponentResource):
     # --- identity -----------------------------------------------------------------------------
 
     def _assume_role_policy(self) -> str:
-        return trust_policy(
-            "ecs-tasks.amazonaws.com",
-            account_id=self._context.account_id,
-            region=self._context.region,
-            partition=self._context.partition,
-        )
+        return self._context.trust_policy("ecs-tasks.amazonaws.com")
 
     def _images(self) -> list[str]:
         """Image references known as plain strings (a built image is pulled through `image_repository_arn`)."""
@@ -825,12 +820,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             f"{self._name}-deploy-role",
             description=f"ECS shifts ALB traffic between {self._args.spec.name}'s target groups during deployments",
             # The trust policy of AWS's guide ("Creating the Amazon ECS infrastructure role for load balancers").
-            assume_role_policy=trust_policy(
-                "ecs.amazonaws.com",
-                account_id=self._context.account_id,
-                region=self._context.region,
-                partition=self._context.partition,
-            ),
+            assume_role_policy=self._context.trust_policy("ecs.amazonaws.com"),
             tags=self._tags,
             opts=self._child(),
         )

@@ -21,7 +21,6 @@ import pulumi_awsx as awsx
 
 from components.config import NetworkConfig
 from components.context import PlatformContext
-from components.iam import trust_policy
 
 # awsx splits the VPC CIDR by these masks relative to a /16; smaller VPCs get proportionally smaller
 # subnets (see _subnet_masks).
@@ -114,9 +113,7 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=trust_policy(
-                "vpc-flow-logs.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
-            ),
+            assume_role_policy=ctx.trust_policy("vpc-flow-logs.amazonaws.com"),
             tags=dict(ctx.tags),
             opts=child,
         )

@@ -39,7 +39,7 @@ from components.config import DataConfig
 from components.context import PlatformContext
 from components.datastores import DataStoreArgs, DynamoTable
 from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS
-from components.iam import Statement, allow, deny_insecure_transport, policy_document, trust_policy
+from components.iam import Statement, allow, deny_insecure_transport, policy_document
 from services.spec import DynamoStore, ServiceSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -369,12 +369,7 @@ class LambdaService(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{self._name}-deploy-role",
             description=f"CodeDeploy shifts the {ALIAS_NAME} alias of the {args.spec.name} Lambda",
-            assume_role_policy=trust_policy(
-                "codedeploy.amazonaws.com",
-                account_id=self._context.account_id,
-                region=self._context.region,
-                partition=self._context.partition,
-            ),
+            assume_role_policy=self._context.trust_policy("codedeploy.amazonaws.com"),
             tags=self._tags,
             opts=child,
         )
@@ -467,9 +462,7 @@ class LambdaService(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{self._name}-role",
             description=f"Execution role of the {args.spec.name} Lambda",
-            assume_role_policy=trust_policy(
-                "lambda.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
-            ),
+            assume_role_policy=ctx.trust_policy("lambda.amazonaws.com"),
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -38,7 +38,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document, trust_policy
+from components.iam import allow, policy_document
 from components.patterns import PatternContext
 from components.patterns.saga import LOG_DELIVERY_ACTIONS, _tls_only
 
@@ -162,9 +162,7 @@ class Outbox(pulumi.ComponentResource):
         decoder_role = aws.iam.Role(
             f"{name}-decoder-role",
             description=f"Outbox decoder of {args.service}: parses event records (no data access)",
-            assume_role_policy=trust_policy(
-                "states.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
-            ),
+            assume_role_policy=ctx.platform.trust_policy("states.amazonaws.com"),
             tags=tags,
             opts=child,
         )
@@ -192,9 +190,7 @@ class Outbox(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description=f"EventBridge Pipe of {args.service}'s outbox: read its event stream, publish to the bus",
-            assume_role_policy=trust_policy(
-                "pipes.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
-            ),
+            assume_role_policy=ctx.platform.trust_policy("pipes.amazonaws.com"),
             tags=tags,
             opts=child,
         )

@@ -23,7 +23,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document, trust_policy
+from components.iam import allow, policy_document
 from components.notification import code_assets
 from components.patterns import PatternContext
 from components.patterns.saga import SQS_CONSUMER_ACTIONS, _tls_only
@@ -155,9 +155,7 @@ class ReadModel(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description=f"Projection of the {model.name} read model: its queue in, its table out",
-            assume_role_policy=trust_policy(
-                "lambda.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
-            ),
+            assume_role_policy=ctx.platform.trust_policy("lambda.amazonaws.com"),
             tags=tags,
             opts=child,
         )

@@ -41,7 +41,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document, trust_policy
+from components.iam import allow, policy_document
 from components.patterns import PatternContext
 from services.spec import Saga as SagaSpec
 from services.spec import SagaCommand, SagaStep
@@ -408,9 +408,7 @@ class Saga(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description=f"Step Functions workflow of the {saga.name} saga: send commands to its participants",
-            assume_role_policy=trust_policy(
-                "states.amazonaws.com", account_id=ctx.account_id, region=ctx.region, partition=ctx.partition
-            ),
+            assume_role_policy=ctx.platform.trust_policy("states.amazonaws.com"),
             tags=tags,
             opts=child,
         )

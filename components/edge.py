@@ -223,6 +223,16 @@ def access_log_bucket_policy(bucket_arn: str, *, account_id: str, region: str, p
     )
 
 
+def _not_found() -> aws.lb.ListenerDefaultActionArgs:
+    """What a listener answers when no service rule claims the request: a JSON 404 from the load balancer."""
+    return aws.lb.ListenerDefaultActionArgs(
+        type="fixed-response",
+        fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+            content_type="application/json", message_body=json.dumps({"message": "Not Found"}), status_code="404"
+        ),
+    )
+
+
 def _dns_suffix(partition: str) -> str:
     return "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
 
@@ -288,22 +298,26 @@ class Edge(pulumi.ComponentResource):
             log_prefix=ACCESS_LOG_PREFIXES["public"],
             depends_on=log_bucket_ready,
         )
-        https = self._https_listener(f"{name}-alb-https", alb, args)
-        aws.lb.Listener(
+        # HTTPS only (port 80 only redirects); a request no service rule claims gets a JSON 404.
+        https = self._listener(
+            f"{name}-alb-https",
+            alb,
+            port=443,
+            protocol="HTTPS",
+            default_action=_not_found(),
+            ssl_policy=TLS_POLICY,
+            certificate_arn=self.certificate_arn,
+            hsts="max-age=31536000; includeSubDomains",
+        )
+        self._listener(
             f"{name}-alb-http",
-            load_balancer_arn=alb.arn,
+            alb,
             port=80,
             protocol="HTTP",
-            default_actions=[
-                aws.lb.ListenerDefaultActionArgs(
-                    type="redirect",
-                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
-                        protocol="HTTPS", port="443", status_code="HTTP_301"
-                    ),
-                )
-            ],
-            tags=dict(self._context.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            default_action=aws.lb.ListenerDefaultActionArgs(
+                type="redirect",
+                redirect=aws.lb.ListenerDefaultActionRedirectArgs(protocol="HTTPS", port="443", status_code="HTTP_301"),
+            ),
         )
         self.web_acl_arn = self._waf(name, args, alb)
 
@@ -317,7 +331,12 @@ class Edge(pulumi.ComponentResource):
             log_prefix=ACCESS_LOG_PREFIXES["api"],
             depends_on=log_bucket_ready,
         )
-        api_listener = self._api_listener(f"{name}-api-alb-http", api_alb, args)
+        # The internal API ALB's listener: plain HTTP on API_LISTENER_PORT, reachable only from the VPC
+        # link's security group (see `_api` for why this hop is not TLS); the ALB re-encrypts to each
+        # service's Envoy edge port. A request no service rule claims gets a JSON 404.
+        api_listener = self._listener(
+            f"{name}-api-alb-http", api_alb, port=API_LISTENER_PORT, protocol="HTTP", default_action=_not_found()
+        )
         self._api(name, args, vpc_link_sg, api_listener)
 
         self.alb_dns_name = alb.dns_name
@@ -588,49 +607,28 @@ class Edge(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
 
-    def _https_listener(self, name: str, lb: aws.lb.LoadBalancer, args: EdgeArgs) -> aws.lb.Listener:
-        """HTTPS only; a request no service rule claims gets a JSON 404 from the load balancer."""
+    def _listener(
+        self,
+        name: str,
+        lb: aws.lb.LoadBalancer,
+        *,
+        port: int,
+        protocol: str,
+        default_action: aws.lb.ListenerDefaultActionArgs,
+        ssl_policy: str | None = None,
+        certificate_arn: pulumi.Input[str] | None = None,
+        hsts: str | None = None,
+    ) -> aws.lb.Listener:
+        """A listener of `lb` with one default action; the TLS settings only on an HTTPS listener."""
         return aws.lb.Listener(
             name,
             load_balancer_arn=lb.arn,
-            port=443,
-            protocol="HTTPS",
-            ssl_policy=TLS_POLICY,
-            certificate_arn=self.certificate_arn,
-            routing_http_response_strict_transport_security_header_value="max-age=31536000; includeSubDomains",
-            default_actions=[
-                aws.lb.ListenerDefaultActionArgs(
-                    type="fixed-response",
-                    fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
-                        content_type="application/json",
-                        message_body=json.dumps({"message": "Not Found"}),
-                        status_code="404",
-                    ),
-                )
-            ],
-            tags=dict(self._context.tags),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-
-    def _api_listener(self, name: str, lb: aws.lb.LoadBalancer, args: EdgeArgs) -> aws.lb.Listener:
-        """The internal API ALB's listener: plain HTTP on API_LISTENER_PORT, reachable only from the VPC
-        link's security group (see `_api` for why this hop is not TLS); the ALB re-encrypts to each
-        service's Envoy edge port. A request no service rule claims gets a JSON 404."""
-        return aws.lb.Listener(
-            name,
-            load_balancer_arn=lb.arn,
-            port=API_LISTENER_PORT,
-            protocol="HTTP",
-            default_actions=[
-                aws.lb.ListenerDefaultActionArgs(
-                    type="fixed-response",
-                    fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
-                        content_type="application/json",
-                        message_body=json.dumps({"message": "Not Found"}),
-                        status_code="404",
-                    ),
-                )
-            ],
+            port=port,
+            protocol=protocol,
+            ssl_policy=ssl_policy,
+            certificate_arn=certificate_arn,
+            routing_http_response_strict_transport_security_header_value=hsts,
+            default_actions=[default_action],
             tags=dict(self._context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -81,6 +81,23 @@ def _sg_id(c: Ctx) -> str:
     return f"sg-{c.hex()}"
 
 
+def _attached(key: str, outputs: Row = lambda c: {}) -> Shape:
+    """A resource that attaches to another (a policy, a setting, a validation): the provider's id is
+    what it attaches to, the value of its input `key`; it has no name of its own."""
+    return Shape(id=lambda c: str(c.inputs.get(key, "")), name_key=None, outputs=outputs)
+
+
+_SG_RULE = Shape(
+    id=lambda c: f"sgr-{c.hex()}",
+    name_key=None,
+    outputs=lambda c: {
+        "arn": c.arn("ec2", f"security-group-rule/sgr-{c.hex()}"),
+        "securityGroupRuleId": f"sgr-{c.hex()}",
+    },
+)
+"""`aws.vpc.SecurityGroupIngressRule` and `...EgressRule`: one `sgr-` id and rule ARN shape for both."""
+
+
 RESOURCE_SHAPES: dict[str, Shape] = {
     # --- network -------------------------------------------------------------------------------
     "aws:ec2/vpc:Vpc": Shape(
@@ -95,28 +112,14 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         id=_sg_id,
         outputs=lambda c: {"arn": c.arn("ec2", f"security-group/{_sg_id(c)}"), "ownerId": ACCOUNT_ID},
     ),
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": Shape(
-        id=lambda c: f"sgr-{c.hex()}",
-        name_key=None,
-        outputs=lambda c: {
-            "arn": c.arn("ec2", f"security-group-rule/sgr-{c.hex()}"),
-            "securityGroupRuleId": f"sgr-{c.hex()}",
-        },
-    ),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _SG_RULE,
     "aws:ec2/securityGroupRule:SecurityGroupRule": Shape(
         # The legacy rule resource: the provider's id is "sgrule-<crc32 of the rule's fields>".
         id=lambda c: f"sgrule-{int(c.hex(8), 16)}",
         name_key=None,
         outputs=lambda c: {"securityGroupRuleId": f"sgr-{c.hex()}"},
     ),
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": Shape(
-        id=lambda c: f"sgr-{c.hex()}",
-        name_key=None,
-        outputs=lambda c: {
-            "arn": c.arn("ec2", f"security-group-rule/sgr-{c.hex()}"),
-            "securityGroupRuleId": f"sgr-{c.hex()}",
-        },
-    ),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _SG_RULE,
     "aws:ec2/flowLog:FlowLog": Shape(
         id=lambda c: f"fl-{c.hex()}",
         name_key=None,
@@ -236,12 +239,8 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         name_key=None,
         outputs=lambda c: {"arn": str(c.inputs.get("secretId", "")), "versionId": c.uuid("version")},
     ),
-    "aws:secretsmanager/secretPolicy:SecretPolicy": Shape(
-        id=lambda c: str(c.inputs.get("secretArn", "")), name_key=None
-    ),
-    "aws:secretsmanager/secretRotation:SecretRotation": Shape(
-        id=lambda c: str(c.inputs.get("secretId", "")), name_key=None
-    ),
+    "aws:secretsmanager/secretPolicy:SecretPolicy": _attached("secretArn"),
+    "aws:secretsmanager/secretRotation:SecretRotation": _attached("secretId"),
     # --- data stores ---------------------------------------------------------------------------
     "aws:rds/instance:Instance": Shape(
         id=lambda c: f"db-{c.hex(26).upper()}",
@@ -277,9 +276,8 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "streamLabel": "2026-11-27T00:00:00.000",
         },
     ),
-    "aws:dynamodb/resourcePolicy:ResourcePolicy": Shape(
-        id=lambda c: str(c.inputs.get("resourceArn", "")),
-        name_key=None,
+    "aws:dynamodb/resourcePolicy:ResourcePolicy": _attached(
+        "resourceArn",
         outputs=lambda c: {"revisionId": str(int(c.hex(12), 16))},
     ),
     "aws:ssm/parameter:Parameter": Shape(
@@ -324,19 +322,15 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "url": f"https://sqs.{c.region}.{DNS_SUFFIX}/{ACCOUNT_ID}/{c.physical}",
         },
     ),
-    "aws:sqs/queuePolicy:QueuePolicy": Shape(id=lambda c: str(c.inputs.get("queueUrl", "")), name_key=None),
-    "aws:sqs/redrivePolicy:RedrivePolicy": Shape(id=lambda c: str(c.inputs.get("queueUrl", "")), name_key=None),
-    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": Shape(
-        id=lambda c: str(c.inputs.get("queueUrl", "")), name_key=None
-    ),
+    "aws:sqs/queuePolicy:QueuePolicy": _attached("queueUrl"),
+    "aws:sqs/redrivePolicy:RedrivePolicy": _attached("queueUrl"),
+    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": _attached("queueUrl"),
     "aws:sns/topic:Topic": Shape(
         id=lambda c: c.arn("sns", c.physical),
         max_name=256,
         outputs=lambda c: {"arn": c.arn("sns", c.physical), "owner": ACCOUNT_ID},
     ),
-    "aws:sns/topicPolicy:TopicPolicy": Shape(
-        id=lambda c: str(c.inputs.get("arn", "")), name_key=None, outputs=lambda c: {"owner": ACCOUNT_ID}
-    ),
+    "aws:sns/topicPolicy:TopicPolicy": _attached("arn", outputs=lambda c: {"owner": ACCOUNT_ID}),
     "aws:sns/topicSubscription:TopicSubscription": Shape(
         id=lambda c: f"{c.inputs.get('topic', '')}:{c.uuid()}",
         name_key=None,
@@ -347,9 +341,7 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         max_name=256,
         outputs=lambda c: {"arn": c.arn("events", f"event-bus/{c.physical}")},
     ),
-    "aws:cloudwatch/eventBusPolicy:EventBusPolicy": Shape(
-        id=lambda c: str(c.inputs.get("eventBusName", "")), name_key=None
-    ),
+    "aws:cloudwatch/eventBusPolicy:EventBusPolicy": _attached("eventBusName"),
     "aws:cloudwatch/eventArchive:EventArchive": Shape(
         id=lambda c: c.physical,
         max_name=48,
@@ -444,9 +436,7 @@ RESOURCE_SHAPES: dict[str, Shape] = {
         },
     ),
     "aws:lambda/permission:Permission": Shape(id=lambda c: c.physical, name_key="statementId"),
-    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": Shape(
-        id=lambda c: str(c.inputs.get("functionName", "")), name_key=None
-    ),
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": _attached("functionName"),
     # --- observability -------------------------------------------------------------------------
     "aws:cloudwatch/logGroup:LogGroup": Shape(
         id=lambda c: c.physical,
@@ -511,9 +501,7 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "status": "ISSUED",
         },
     ),
-    "aws:acm/certificateValidation:CertificateValidation": Shape(
-        id=lambda c: str(c.inputs.get("certificateArn", "")), name_key=None
-    ),
+    "aws:acm/certificateValidation:CertificateValidation": _attached("certificateArn"),
     "aws:route53/record:Record": Shape(id=lambda c: f"Z{c.hex(12).upper()}_{c.physical}", name_key=None),
     "aws:wafv2/webAcl:WebAcl": Shape(
         id=lambda c: f"{c.uuid()}",
@@ -526,9 +514,7 @@ RESOURCE_SHAPES: dict[str, Shape] = {
     "aws:wafv2/webAclAssociation:WebAclAssociation": Shape(
         id=lambda c: f"{c.inputs.get('webAclArn', '')},{c.inputs.get('resourceArn', '')}", name_key=None
     ),
-    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": Shape(
-        id=lambda c: str(c.inputs.get("resourceArn", "")), name_key=None
-    ),
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": _attached("resourceArn"),
     "aws:apigatewayv2/api:Api": Shape(
         id=lambda c: c.hex(10),
         outputs=lambda c: {
@@ -566,20 +552,12 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "region": c.region,
         },
     ),
-    "aws:s3/bucketPolicy:BucketPolicy": Shape(id=lambda c: str(c.inputs.get("bucket", "")), name_key=None),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": Shape(
-        id=lambda c: str(c.inputs.get("bucket", "")), name_key=None
-    ),
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": Shape(
-        id=lambda c: str(c.inputs.get("bucket", "")), name_key=None
-    ),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": Shape(
-        id=lambda c: str(c.inputs.get("bucket", "")), name_key=None
-    ),
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": Shape(
-        id=lambda c: str(c.inputs.get("bucket", "")), name_key=None
-    ),
-    "aws:s3/bucketVersioning:BucketVersioning": Shape(id=lambda c: str(c.inputs.get("bucket", "")), name_key=None),
+    "aws:s3/bucketPolicy:BucketPolicy": _attached("bucket"),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _attached("bucket"),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": _attached("bucket"),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": _attached("bucket"),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _attached("bucket"),
+    "aws:s3/bucketVersioning:BucketVersioning": _attached("bucket"),
     # --- mesh ----------------------------------------------------------------------------------
     "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace": Shape(
         id=lambda c: f"ns-{c.hex(16)}",
@@ -612,9 +590,7 @@ RESOURCE_SHAPES: dict[str, Shape] = {
             "certificateChain": "",
         },
     ),
-    "aws:acmpca/certificateAuthorityCertificate:CertificateAuthorityCertificate": Shape(
-        id=lambda c: str(c.inputs.get("certificateAuthorityArn", "")), name_key=None
-    ),
+    "aws:acmpca/certificateAuthorityCertificate:CertificateAuthorityCertificate": _attached("certificateAuthorityArn"),
     "aws:acmpca/permission:Permission": Shape(id=lambda c: c.hex(12), name_key=None),
     "tls:index/privateKey:PrivateKey": Shape(
         id=lambda c: c.hex(40),

@@ -28,6 +28,27 @@ NESTED_KEYS = {
 
 _TAGS = {"tags": None, "tagsAll": None}  # CloudFormation takes a list of Key/Value; Pulumi a map
 
+
+def _sg_rule(cfn_type: str, peer: str) -> TypeMap:
+    """`aws.vpc.SecurityGroupIngressRule` / `EgressRule`: the same properties; only the peer's group
+    and prefix list are `Source...` on ingress and `Destination...` on egress."""
+    return TypeMap(
+        cfn_type,
+        {
+            "cidrIpv4": "CidrIp",
+            "cidrIpv6": "CidrIpv6",
+            "description": "Description",
+            "fromPort": "FromPort",
+            "toPort": "ToPort",
+            "ipProtocol": "IpProtocol",
+            "referencedSecurityGroupId": f"{peer}SecurityGroupId",
+            "prefixListId": f"{peer}PrefixListId",
+            "securityGroupId": "GroupId",
+            **_TAGS,
+        },
+    )
+
+
 TABLE: dict[str, TypeMap] = {
     # --- network ---------------------------------------------------------------------------------
     "aws:ec2/securityGroup:SecurityGroup": TypeMap(
@@ -41,36 +62,8 @@ TABLE: dict[str, TypeMap] = {
         },
         autoname="name",
     ),
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": TypeMap(
-        "AWS::EC2::SecurityGroupIngress",
-        {
-            "cidrIpv4": "CidrIp",
-            "cidrIpv6": "CidrIpv6",
-            "description": "Description",
-            "fromPort": "FromPort",
-            "toPort": "ToPort",
-            "ipProtocol": "IpProtocol",
-            "referencedSecurityGroupId": "SourceSecurityGroupId",
-            "prefixListId": "SourcePrefixListId",
-            "securityGroupId": "GroupId",
-            **_TAGS,
-        },
-    ),
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": TypeMap(
-        "AWS::EC2::SecurityGroupEgress",
-        {
-            "cidrIpv4": "CidrIp",
-            "cidrIpv6": "CidrIpv6",
-            "description": "Description",
-            "fromPort": "FromPort",
-            "toPort": "ToPort",
-            "ipProtocol": "IpProtocol",
-            "referencedSecurityGroupId": "DestinationSecurityGroupId",
-            "prefixListId": "DestinationPrefixListId",
-            "securityGroupId": "GroupId",
-            **_TAGS,
-        },
-    ),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _sg_rule("AWS::EC2::SecurityGroupIngress", "Source"),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _sg_rule("AWS::EC2::SecurityGroupEgress", "Destination"),
     "aws:ec2/flowLog:FlowLog": TypeMap(
         "AWS::EC2::FlowLog",
         {

@@ -113,10 +113,21 @@ class Rule:
         """The pulumi_policy object the pack serves."""
         raise NotImplementedError
 
-    def _schema(self) -> PolicyConfigSchema | None:
-        if not self.config_schema:
-            return None
-        return PolicyConfigSchema(properties={key: dict(prop) for key, prop in self.config_schema.items()})
+    def _policy_fields(self) -> dict[str, Any]:
+        """What every served policy (resource or stack) takes from the rule, besides `validate`."""
+        schema = (
+            PolicyConfigSchema(properties={key: dict(prop) for key, prop in self.config_schema.items()})
+            if self.config_schema
+            else None
+        )
+        return {
+            "name": self.name,
+            "description": self.description,
+            "enforcement_level": self.enforcement,
+            "config_schema": schema,
+            "severity": self.severity,
+            "remediation_steps": self.remediation,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,15 +153,7 @@ class ResourceRule(Rule):
                 if not excepted(self.name, args.urn, message):
                     report(message, None)
 
-        return ResourceValidationPolicy(
-            name=self.name,
-            description=self.description,
-            validate=validate,
-            enforcement_level=self.enforcement,
-            config_schema=self._schema(),
-            severity=self.severity,
-            remediation_steps=self.remediation,
-        )
+        return ResourceValidationPolicy(validate=validate, **self._policy_fields())
 
 
 SHARED_MODEL = "__sharedModel"
@@ -184,15 +187,7 @@ class StackRule(Rule):
                 if own or not excepted(self.name, finding.urn or stack_urn, finding.message):
                     report(finding.message, finding.urn)
 
-        return StackValidationPolicy(
-            name=self.name,
-            description=self.description,
-            validate=validate,
-            enforcement_level=self.enforcement,
-            config_schema=self._schema(),
-            severity=self.severity,
-            remediation_steps=self.remediation,
-        )
+        return StackValidationPolicy(validate=validate, **self._policy_fields())
 
 
 def of_types(*types: str) -> Callable[[str], bool]:

@@ -125,10 +125,6 @@ def _containers_edit(edit: Callable[[list[dict[str, Any]]], None]) -> Callable[[
     return _edit(TASK, "order", lambda r: _set_containers(r, edit))
 
 
-def _pattern(value: str) -> Callable[[PlannedResource], None]:
-    return _set("eventPattern", value)
-
-
 def _dashboard(edit: Callable[[dict[str, Any]], None]) -> Callable[[PlannedResource], None]:
     def apply(r: PlannedResource) -> None:
         body = json.loads(r.inputs["dashboardBody"])
@@ -150,96 +146,60 @@ def _waf_rule(index_of: str, path: str, value: Any) -> Callable[[PlannedResource
     return apply
 
 
+def _setting(
+    variant: str, type_token: str, name_part: str, path: str, value: Any, rule: str, *, prop: str | None = None
+) -> tuple[str, Callable[[Plan], PlannedResource], str, str]:
+    """The common variant: set one input (`path`, dotted) of one resource; the finding is on `prop`
+    (default: that path)."""
+    return (variant, _edit(type_token, name_part, _set(path, value)), prop or path, rule)
+
+
 # (id, edit returning the resource to look at, property prefix, rule id)
 VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
     # The defects of issue 9, as they were in the plan.
-    (
-        "sg-apostrophe",
-        _edit(SG, "alb-sg", _set("description", "order's sidecar")),
-        "description",
-        "sg-description-characters",
-    ),
-    (
+    _setting("sg-apostrophe", SG, "alb-sg", "description", "order's sidecar", "sg-description-characters"),
+    _setting(
         "ingress-apostrophe",
-        _edit(INGRESS, "mesh-from", _set("description", "mTLS mesh: order's sidecar to inventory's sidecar")),
+        INGRESS,
+        "mesh-from",
         "description",
+        "mTLS mesh: order's sidecar to inventory's sidecar",
         "sg-description-characters",
     ),
-    (
-        "egress-accent",
-        _edit(EGRESS, "mesh-to", _set("description", "café")),
-        "description",
-        "sg-description-characters",
-    ),
-    (
-        "postgres-16.6",
-        _edit(RDS, "users", _set("engineVersion", "16.6")),
-        "engineVersion",
-        "rds-engine-version-and-class",
-    ),
+    _setting("egress-accent", EGRESS, "mesh-to", "description", "café", "sg-description-characters"),
+    _setting("postgres-16.6", RDS, "users", "engineVersion", "16.6", "rds-engine-version-and-class"),
     ("spot-arm64", _spot_arm64, "capacityProviderStrategies", "fargate-spot-arm64"),
     ("user-group-no-default", _user_group_without_default, "userIds", "elasticache-default-user"),
-    (
+    _setting(
         "failure-threshold-3",
-        _edit(DISCOVERY, "order", _set("healthCheckCustomConfig.failureThreshold", 3)),
+        DISCOVERY,
+        "order",
         "healthCheckCustomConfig.failureThreshold",
+        3,
         "cloudmap-failure-threshold",
     ),
     # CloudFormation schemas.
-    ("ingress-port-range", _edit(INGRESS, "alb-in", _set("fromPort", -5)), "fromPort", "cfn-schema:minimum"),
-    ("task-network-mode", _edit(TASK, "order", _set("networkMode", "nat")), "networkMode", "cfn-schema:enum"),
-    (
-        "service-propagate-tags",
-        _edit(SERVICE, "order", _set("propagateTags", "ALL")),
-        "propagateTags",
-        "cfn-schema:enum",
+    _setting("ingress-port-range", INGRESS, "alb-in", "fromPort", -5, "cfn-schema:minimum"),
+    _setting("task-network-mode", TASK, "order", "networkMode", "nat", "cfn-schema:enum"),
+    _setting("service-propagate-tags", SERVICE, "order", "propagateTags", "ALL", "cfn-schema:enum"),
+    _setting("tg-interval", TG, "order", "healthCheck.interval", 400, "cfn-schema:maximum"),
+    _setting("listener-port", LISTENER, "alb-http", "port", 70000, "cfn-schema:maximum"),
+    _setting("rule-priority", RULE, "order", "priority", 0, "cfn-schema:minimum"),
+    _setting("rds-identifier", RDS, "users", "identifier", "1-users_db", "cfn-schema:pattern"),
+    _setting("rds-backup-retention", RDS, "users", "backupRetentionPeriod", -1, "cfn-schema:minimum"),
+    _setting("cache-clusters", CACHE, "payment", "numCacheClusters", 7, "cfn-schema:maximum"),
+    _setting("cache-user-engine", CACHE_USER, "cache-user", "engine", "memcached", "cfn-schema:enum"),
+    _setting("queue-retention", QUEUE, "inventory-queue", "messageRetentionSeconds", 30, "cfn-schema:minimum"),
+    _setting("lambda-memory", FUNCTION, "notification", "memorySize", 64, "cfn-schema:minimum"),
+    _setting("esm-batch", ESM, "", "batchSize", 20000, "cfn-schema:maximum"),
+    _setting("alarm-operator", ALARM, "cpu", "comparisonOperator", "Bigger", "cfn-schema:enum"),
+    _setting("log-retention", LOG_GROUP, "flow-logs", "retentionInDays", 10, "cfn-schema:enum"),
+    _setting(
+        "dns-record-type", DISCOVERY, "order", "dnsConfig.dnsRecords.0.type", "MX", "cfn-schema:enum", prop="dnsConfig"
     ),
-    (
-        "tg-interval",
-        _edit(TG, "order", _set("healthCheck.interval", 400)),
-        "healthCheck.interval",
-        "cfn-schema:maximum",
-    ),
-    ("listener-port", _edit(LISTENER, "alb-http", _set("port", 70000)), "port", "cfn-schema:maximum"),
-    ("rule-priority", _edit(RULE, "order", _set("priority", 0)), "priority", "cfn-schema:minimum"),
-    ("rds-identifier", _edit(RDS, "users", _set("identifier", "1-users_db")), "identifier", "cfn-schema:pattern"),
-    (
-        "rds-backup-retention",
-        _edit(RDS, "users", _set("backupRetentionPeriod", -1)),
-        "backupRetentionPeriod",
-        "cfn-schema:minimum",
-    ),
-    ("cache-clusters", _edit(CACHE, "payment", _set("numCacheClusters", 7)), "numCacheClusters", "cfn-schema:maximum"),
-    ("cache-user-engine", _edit(CACHE_USER, "cache-user", _set("engine", "memcached")), "engine", "cfn-schema:enum"),
-    (
-        "queue-retention",
-        _edit(QUEUE, "inventory-queue", _set("messageRetentionSeconds", 30)),
-        "messageRetentionSeconds",
-        "cfn-schema:minimum",
-    ),
-    ("lambda-memory", _edit(FUNCTION, "notification", _set("memorySize", 64)), "memorySize", "cfn-schema:minimum"),
-    ("esm-batch", _edit(ESM, "", _set("batchSize", 20000)), "batchSize", "cfn-schema:maximum"),
-    (
-        "alarm-operator",
-        _edit(ALARM, "cpu", _set("comparisonOperator", "Bigger")),
-        "comparisonOperator",
-        "cfn-schema:enum",
-    ),
-    ("log-retention", _edit(LOG_GROUP, "flow-logs", _set("retentionInDays", 10)), "retentionInDays", "cfn-schema:enum"),
-    (
-        "dns-record-type",
-        _edit(DISCOVERY, "order", _set("dnsConfig.dnsRecords.0.type", "MX")),
-        "dnsConfig",
-        "cfn-schema:enum",
-    ),
-    ("dynamodb-billing", _edit(TABLE, "orders", _set("billingMode", "ONDEMAND")), "billingMode", "cfn-schema:enum"),
-    ("kms-window", _edit(KEY, "key", _set("deletionWindowInDays", 3)), "deletionWindowInDays", "cfn-schema:minimum"),
-    (
-        "scaling-dimension",
-        _edit(SCALING, "order", _set("scalableDimension", "ecs:service:Count")),
-        "scalableDimension",
-        "cfn-schema:enum",
-    ),
+    _setting("dynamodb-billing", TABLE, "orders", "billingMode", "ONDEMAND", "cfn-schema:enum"),
+    _setting("kms-window", KEY, "key", "deletionWindowInDays", 3, "cfn-schema:minimum"),
+    _setting("scaling-dimension", SCALING, "order", "scalableDimension", "ecs:service:Count", "cfn-schema:enum"),
     # botocore API models.
     (
         "container-port-protocol",
@@ -265,11 +225,14 @@ VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
         "actions[0].Type",
         "api-model:Action.enum",
     ),
-    (
+    _setting(
         "target-retries",
-        _edit(EVENT_TARGET, "inventory", _set("retryPolicy.maximumRetryAttempts", 500)),
-        "target[0].RetryPolicy",
+        EVENT_TARGET,
+        "inventory",
+        "retryPolicy.maximumRetryAttempts",
+        500,
         "api-model:Target.max",
+        prop="target[0].RetryPolicy",
     ),
     (
         "waf-rate-limit",
@@ -278,52 +241,24 @@ VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
         "api-model:Rule.min",
     ),
     # Cross-field rules.
-    ("fargate-size", _edit(TASK, "order", _set("memory", "16384")), "memory", "fargate-task-size"),
-    (
-        "tg-timeout-interval",
-        _edit(TG, "order", _set("healthCheck.timeout", 20)),
-        "healthCheck.timeout",
-        "target-group-health-check",
-    ),
-    (
-        "tg-matcher",
-        _edit(TG, "order", _set("healthCheck.matcher", "600")),
-        "healthCheck.matcher",
-        "target-group-health-check",
-    ),
-    ("tg-name-length", _edit(TG, "order", _set("name", "dev-order-public-target-group-0123")), "name", "name-length"),
+    _setting("fargate-size", TASK, "order", "memory", "16384", "fargate-task-size"),
+    _setting("tg-timeout-interval", TG, "order", "healthCheck.timeout", 20, "target-group-health-check"),
+    _setting("tg-matcher", TG, "order", "healthCheck.matcher", "600", "target-group-health-check"),
+    _setting("tg-name-length", TG, "order", "name", "dev-order-public-target-group-0123", "name-length"),
     ("lb-autoname-length", _edit(LB, "api-alb", _rename("ms-dev-internal-api-load-balancer")), "name", "name-length"),
-    ("role-name-length", _edit(ROLE, "order", _set("name", "r" * 65)), "name", "name-length"),
+    _setting("role-name-length", ROLE, "order", "name", "r" * 65, "name-length"),
     (
         "archive-autoname",
         _edit(ARCHIVE, "archive", _rename("ms-dev-every-domain-event-archive-for-replay")),
         "name",
         "name-length",
     ),
-    (
-        "listener-ssl-policy",
-        _edit(LISTENER, "alb-https", _set("sslPolicy", "ELBSecurityPolicy-TLS13-9-9-2030")),
-        "sslPolicy",
-        "alb-ssl-policy",
+    _setting(
+        "listener-ssl-policy", LISTENER, "alb-https", "sslPolicy", "ELBSecurityPolicy-TLS13-9-9-2030", "alb-ssl-policy"
     ),
-    (
-        "rds-instance-class",
-        _edit(RDS, "users", _set("instanceClass", "db.t2.nano")),
-        "instanceClass",
-        "rds-engine-version-and-class",
-    ),
-    (
-        "valkey-version",
-        _edit(CACHE, "payment", _set("engineVersion", "6.2")),
-        "engineVersion",
-        "elasticache-engine-and-node",
-    ),
-    (
-        "cache-node-type",
-        _edit(CACHE, "payment", _set("nodeType", "cache.t1.micro")),
-        "nodeType",
-        "elasticache-engine-and-node",
-    ),
+    _setting("rds-instance-class", RDS, "users", "instanceClass", "db.t2.nano", "rds-engine-version-and-class"),
+    _setting("valkey-version", CACHE, "payment", "engineVersion", "6.2", "elasticache-engine-and-node"),
+    _setting("cache-node-type", CACHE, "payment", "nodeType", "cache.t1.micro", "elasticache-engine-and-node"),
     (
         "waf-managed-group",
         _edit(
@@ -336,16 +271,20 @@ VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
         "rules[",
         "waf-managed-groups-and-capacity",
     ),
-    (
+    _setting(
         "event-pattern-scalar",
-        _edit(EVENT_RULE, "inventory-order", _pattern('{"source": "microservices.order"}')),
+        EVENT_RULE,
+        "inventory-order",
         "eventPattern",
+        '{"source": "microservices.order"}',
         "eventbridge-pattern",
     ),
-    (
+    _setting(
         "event-pattern-operator",
-        _edit(EVENT_RULE, "inventory-order", _pattern('{"source": [{"startsWith": "microservices."}]}')),
+        EVENT_RULE,
+        "inventory-order",
         "eventPattern",
+        '{"source": [{"startsWith": "microservices."}]}',
         "eventbridge-pattern",
     ),
     (
@@ -360,7 +299,7 @@ VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
         "dashboardBody.widgets[1].type",
         "dashboard-body",
     ),
-    ("alarm-period", _edit(ALARM, "cpu", _set("period", 45)), "period", "alarm-period"),
+    _setting("alarm-period", ALARM, "cpu", "period", 45, "alarm-period"),
     (
         "alarm-datapoints",
         _edit(ALARM, "cpu", lambda r: r.inputs.update(datapointsToAlarm=r.inputs["evaluationPeriods"] + 1)),

@@ -374,33 +374,43 @@ def test_config_that_breaks_the_schema_is_rejected() -> None:
     assert_process_gone(caught.value.pid)
 
 
-def test_crashing_pack_fails_fast_with_its_stderr(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path / "crashing", 'raise RuntimeError("boom: the pack is broken")\n')
+# (id, the pack's __main__.py, the runner's timeout, the error it must raise, within how many seconds)
+MISBEHAVING_PACKS = [
+    pytest.param(
+        'raise RuntimeError("boom: the pack is broken")\n',
+        30,
+        r"^policy pack exited with code 1 before printing its port\n--- policy pack stderr ---"
+        r"(?s:.*)RuntimeError: boom: the pack is broken",
+        15,
+        id="crashing-fails-fast-with-its-stderr",
+    ),
+    pytest.param(
+        "import time\n\ntime.sleep(600)\n",
+        1.0,
+        r"policy pack did not print its port within 1 s",
+        10,
+        id="silent-times-out-and-is-stopped",
+    ),
+    pytest.param(
+        'print("hello from the pack")\nimport time\n\ntime.sleep(600)\n',
+        30,
+        r"wrote a non-numeric port to stdout \('hello from the pack'\)",
+        None,
+        id="prints-something-else-than-a-port",
+    ),
+]
+
+
+@pytest.mark.parametrize(("main", "timeout", "error", "within"), MISBEHAVING_PACKS)
+def test_a_misbehaving_pack_fails_with_one_error_and_is_stopped(
+    tmp_path: Path, main: str, timeout: float, error: str, within: float | None
+) -> None:
+    pack = write_pack(tmp_path / "pack", main)
     started = time.monotonic()
-    with pytest.raises(PolicyPackError) as caught:
-        run_policy_pack(make_plan(), pack, timeout=30)
-    assert time.monotonic() - started < 15
-    message = str(caught.value)
-    assert message.startswith("policy pack exited with code 1 before printing its port\n--- policy pack stderr ---")
-    assert "RuntimeError: boom: the pack is broken" in message
-    assert_process_gone(caught.value.pid)
-
-
-def test_silent_pack_times_out_and_is_stopped(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path / "silent", "import time\n\ntime.sleep(600)\n")
-    started = time.monotonic()
-    with pytest.raises(PolicyPackError, match=r"policy pack did not print its port within 1 s") as caught:
-        run_policy_pack(make_plan(), pack, timeout=1.0)
-    assert time.monotonic() - started < 10
-    assert_process_gone(caught.value.pid)
-
-
-def test_pack_that_prints_something_else_than_a_port(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path / "chatty", 'print("hello from the pack")\nimport time\n\ntime.sleep(600)\n')
-    with pytest.raises(
-        PolicyPackError, match=r"wrote a non-numeric port to stdout \('hello from the pack'\)"
-    ) as caught:
-        run_policy_pack(make_plan(), pack, timeout=30)
+    with pytest.raises(PolicyPackError, match=error) as caught:
+        run_policy_pack(make_plan(), pack, timeout=timeout)
+    if within is not None:
+        assert time.monotonic() - started < within
     assert_process_gone(caught.value.pid)
 
 

@@ -39,15 +39,14 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import allow, policy_document
-from components.patterns import PatternContext
-from components.patterns.saga import LOG_DELIVERY_ACTIONS, _tls_only
+from components.patterns import PatternContext, dead_letter_queue, encrypted_log_group, logged_role
+from components.patterns.saga import LOG_DELIVERY_ACTIONS
 
 STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
 """What a pipe needs on a DynamoDB stream source (EventBridge Pipes user guide, "Amazon DynamoDB stream as a source")."""
 BATCH_SIZE = 10
 MAXIMUM_RETRY_ATTEMPTS = 10
 MAXIMUM_RECORD_AGE_SECONDS = 24 * 3600
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
 OUTBOX_RECORD_TYPE = "outbox"
@@ -129,42 +128,18 @@ class Outbox(pulumi.ComponentResource):
         self.pipe_name = f"{ctx.prefix}-{args.service}-outbox"
         decoder_name = f"{self.pipe_name}-decoder"
 
-        dlq = aws.sqs.Queue(
-            f"{name}-dlq",
-            name=f"{self.pipe_name}-dlq",
-            kms_master_key_id=ctx.kms_key_arn,
-            message_retention_seconds=DLQ_RETENTION_SECONDS,
-            tags={**tags, "QueueRole": "dead-letter"},
-            opts=child,
+        dlq = dead_letter_queue(ctx, name, queue_name=f"{self.pipe_name}-dlq", tags=tags, parent=self)
+        pipe_logs = encrypted_log_group(
+            ctx, f"{name}-pipe-logs", log_group_name=f"/aws/vendedlogs/pipes/{self.pipe_name}", tags=tags, parent=self
         )
-        aws.sqs.QueuePolicy(
-            f"{name}-dlq-policy",
-            queue_url=dlq.url,
-            policy=dlq.arn.apply(lambda arn: json.dumps(_tls_only(arn))),
-            opts=child,
-        )
-        pipe_logs = aws.cloudwatch.LogGroup(
-            f"{name}-pipe-logs",
-            name=f"/aws/vendedlogs/pipes/{self.pipe_name}",
-            retention_in_days=ctx.log_retention_days,
-            kms_key_id=ctx.kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
-        decoder_logs = aws.cloudwatch.LogGroup(
-            f"{name}-decoder-logs",
-            name=f"/aws/vendedlogs/states/{decoder_name}",
-            retention_in_days=ctx.log_retention_days,
-            kms_key_id=ctx.kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
-        decoder_role = aws.iam.Role(
-            f"{name}-decoder-role",
+        decoder_logs, decoder_role = logged_role(
+            ctx,
+            f"{name}-decoder",
+            log_group_name=f"/aws/vendedlogs/states/{decoder_name}",
+            trusted_service="states.amazonaws.com",
             description=f"Outbox decoder of {args.service}: parses event records (no data access)",
-            assume_role_policy=ctx.platform.trust_policy("states.amazonaws.com"),
             tags=tags,
-            opts=child,
+            parent=self,
         )
         decoder_policy = aws.iam.RolePolicy(
             f"{name}-decoder-policy",

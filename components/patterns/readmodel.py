@@ -25,8 +25,8 @@ import pulumi_aws as aws
 
 from components.iam import allow, policy_document
 from components.notification import code_assets
-from components.patterns import PatternContext
-from components.patterns.saga import SQS_CONSUMER_ACTIONS, _tls_only
+from components.patterns import PatternContext, logged_role, queue_with_dlq, tls_only_queue_policy
+from components.patterns.saga import SQS_CONSUMER_ACTIONS
 from contracts import event_pattern
 from model.spec import ReadModel as ReadModelSpec
 
@@ -42,9 +42,7 @@ MAX_CONCURRENCY = 2
 RESERVED_CONCURRENCY = 5
 VISIBILITY_TIMEOUT_SECONDS = 6 * TIMEOUT_SECONDS + BATCHING_WINDOW_SECONDS
 """AWS guidance for Lambda-fed queues: at least 6x the function timeout plus the batching window."""
-MAX_RECEIVE_COUNT = 5
 QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 
 
@@ -82,37 +80,15 @@ class ReadModel(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**ctx.tags, "Service": args.service, "ReadModel": model.name}
 
-        dlq = aws.sqs.Queue(
-            f"{name}-dlq",
-            kms_master_key_id=ctx.kms_key_arn,
-            message_retention_seconds=DLQ_RETENTION_SECONDS,
-            tags={**tags, "QueueRole": "dead-letter"},
-            opts=child,
-        )
-        queue = aws.sqs.Queue(
-            f"{name}-queue",
-            kms_master_key_id=ctx.kms_key_arn,
-            message_retention_seconds=QUEUE_RETENTION_SECONDS,
+        queue, dlq = queue_with_dlq(
+            ctx,
+            name,
+            queue_name=None,
+            retention_seconds=QUEUE_RETENTION_SECONDS,
             visibility_timeout_seconds=VISIBILITY_TIMEOUT_SECONDS,
-            redrive_policy=dlq.arn.apply(
-                lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
-            ),
-            tags={**tags, "QueueRole": "projection"},
-            opts=child,
-        )
-        aws.sqs.QueuePolicy(
-            f"{name}-dlq-policy",
-            queue_url=dlq.url,
-            policy=dlq.arn.apply(lambda arn: json.dumps(_tls_only(arn))),
-            opts=child,
-        )
-        aws.sqs.RedriveAllowPolicy(
-            f"{name}-dlq-redrive-allow",
-            queue_url=dlq.url,
-            redrive_allow_policy=queue.arn.apply(
-                lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})
-            ),
-            opts=child,
+            tags=tags,
+            queue_tags={"QueueRole": "projection"},
+            parent=self,
         )
         rules = []
         for sub in model.subscribes:
@@ -144,20 +120,14 @@ class ReadModel(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/lambda/{ctx.prefix}-{args.service}-{model.name}-projection",
-            retention_in_days=ctx.log_retention_days,
-            kms_key_id=ctx.kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
-        role = aws.iam.Role(
-            f"{name}-role",
+        log_group, role = logged_role(
+            ctx,
+            name,
+            log_group_name=f"/aws/lambda/{ctx.prefix}-{args.service}-{model.name}-projection",
+            trusted_service="lambda.amazonaws.com",
             description=f"Projection of the {model.name} read model: its queue in, its table out",
-            assume_role_policy=ctx.platform.trust_policy("lambda.amazonaws.com"),
             tags=tags,
-            opts=child,
+            parent=self,
         )
         statements = [
             allow(
@@ -229,7 +199,7 @@ class ReadModel(pulumi.ComponentResource):
 
 
 def _queue_policy(queue_arn: str, rule_arns: Sequence[str]) -> dict[str, object]:
-    policy = _tls_only(queue_arn)
+    policy = tls_only_queue_policy(queue_arn)
     policy["Statement"].append(
         {
             "Sid": "AllowReadModelRules",

@@ -42,7 +42,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import allow, policy_document
-from components.patterns import PatternContext
+from components.patterns import PatternContext, logged_role, queue_with_dlq, tls_only_queue_policy
 from model.spec import Saga as SagaSpec
 from model.spec import SagaCommand, SagaStep
 
@@ -64,8 +64,6 @@ SQS_CONSUMER_ACTIONS = (
 )
 COMMAND_QUEUE_VISIBILITY_SECONDS = 60
 COMMAND_QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
-MAX_RECEIVE_COUNT = 5
 LOG_DELIVERY_ACTIONS = (
     "logs:CreateLogDelivery",
     "logs:DeleteLogDelivery",
@@ -288,39 +286,20 @@ class SagaParticipant(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**ctx.tags, "Service": args.service}
         queue_name = command_queue_name(ctx.prefix, args.service)
-        dlq = aws.sqs.Queue(
-            f"{name}-dlq",
-            name=f"{queue_name}-dlq",
-            kms_master_key_id=ctx.kms_key_arn,
-            message_retention_seconds=DLQ_RETENTION_SECONDS,
-            tags={**tags, "QueueRole": "dead-letter"},
-            opts=child,
-        )
-        queue = aws.sqs.Queue(
-            f"{name}-queue",
-            name=queue_name,
-            kms_master_key_id=ctx.kms_key_arn,
-            message_retention_seconds=COMMAND_QUEUE_RETENTION_SECONDS,
+        queue, dlq = queue_with_dlq(
+            ctx,
+            name,
+            queue_name=queue_name,
+            retention_seconds=COMMAND_QUEUE_RETENTION_SECONDS,
             visibility_timeout_seconds=COMMAND_QUEUE_VISIBILITY_SECONDS,
-            redrive_policy=dlq.arn.apply(
-                lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
-            ),
-            tags={**tags, "QueueRole": "saga-commands", "Commands": " ".join(args.commands)[:256]},
-            opts=child,
+            tags=tags,
+            queue_tags={"QueueRole": "saga-commands", "Commands": " ".join(args.commands)[:256]},
+            parent=self,
         )
-        for label, target in (("queue", queue), ("dlq", dlq)):
-            aws.sqs.QueuePolicy(
-                f"{name}-{label}-policy",
-                queue_url=target.url,
-                policy=target.arn.apply(lambda arn: json.dumps(_tls_only(arn))),
-                opts=child,
-            )
-        aws.sqs.RedriveAllowPolicy(
-            f"{name}-dlq-redrive-allow",
-            queue_url=dlq.url,
-            redrive_allow_policy=queue.arn.apply(
-                lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})
-            ),
+        aws.sqs.QueuePolicy(
+            f"{name}-queue-policy",
+            queue_url=queue.url,
+            policy=queue.arn.apply(lambda arn: json.dumps(tls_only_queue_policy(arn))),
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -345,22 +324,6 @@ class SagaParticipant(pulumi.ComponentResource):
         self.queue_url = queue.url
         self.dlq_name = dlq.name
         self.register_outputs({"queueArn": self.queue_arn, "queueUrl": self.queue_url, "dlqName": self.dlq_name})
-
-
-def _tls_only(queue_arn: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "sqs:*",
-                "Resource": queue_arn,
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ],
-    }
 
 
 # --- the orchestrator side ---------------------------------------------------------------------
@@ -397,20 +360,14 @@ class Saga(pulumi.ComponentResource):
         if missing:
             raise ValueError(f"Saga {saga.name!r}: no command queue for participants {missing}")
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/vendedlogs/states/{self.state_machine_name}",
-            retention_in_days=ctx.log_retention_days,
-            kms_key_id=ctx.kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
-        role = aws.iam.Role(
-            f"{name}-role",
+        log_group, role = logged_role(
+            ctx,
+            name,
+            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            trusted_service="states.amazonaws.com",
             description=f"Step Functions workflow of the {saga.name} saga: send commands to its participants",
-            assume_role_policy=ctx.platform.trust_policy("states.amazonaws.com"),
             tags=tags,
-            opts=child,
+            parent=self,
         )
         queue_arns = [args.queues[p][0] for p in saga.participants]
         statements = [

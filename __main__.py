@@ -6,8 +6,8 @@ exists), compose the platform's components, export what operators need.
 
 import pulumi
 
-from components.config import load_stack_config
 from components.platform import PlatformInputs, build_platform
+from model.config import load_stack_config
 from services import load_catalog
 
 config = load_stack_config()

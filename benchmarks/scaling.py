@@ -100,8 +100,8 @@ def child(n: int, seed: int, policy: bool, gc_off: bool, out: Path) -> None:
     import pulumi
 
     from benchmarks.synthetic import synthetic_catalog, with_notification
-    from components.config import load_stack_config
     from components.platform import PlatformInputs, build_platform
+    from model.config import load_stack_config
     from offline.runtime import read_stack_files, run_function
     from services import validate_catalog
 

@@ -24,7 +24,7 @@ import random
 from collections.abc import Sequence
 
 from contracts import KNOWN_CONTRACTS, PUBLISHERS
-from services.spec import (
+from model.spec import (
     DataStoreSpec,
     DynamoStore,
     PostgresStore,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.config import ComputeConfig
 from components.context import PlatformContext
+from model.config import ComputeConfig
 
 
 @dataclass(frozen=True)

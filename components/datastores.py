@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.aws_limits import ec2_description
-from components.config import DataConfig
+from components.context import PlatformContext
 from components.iam import Statement, allow, sid
-from services.spec import DynamoStore, PostgresStore, RedisStore
+from model.aws_limits import ec2_description
+from model.config import DataConfig
+from model.spec import DynamoStore, PostgresStore, RedisStore
 
 POSTGRES_PORT = 5432
 VALKEY_PORT = 6379
@@ -114,24 +115,24 @@ class StoreBinding:
 
 @dataclass(frozen=True)
 class DataStoreArgs:
+    """What one store needs beyond the shared facts (environment, region, tags and the platform key
+    come from the `PlatformContext` every store is given after its args)."""
+
     owner: str
     """Name of the owning service (its spec name), used for tags and descriptions."""
-    environment: str
     data: DataConfig
+    """The stack's `data` section: sizes, Multi-AZ, backups, protection, engine version (all of it is theirs)."""
     log_retention_days: int
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[str]]
     """ISOLATED subnets (no route to the internet)."""
     owner_security_group_id: pulumi.Input[str]
     """The only security group admitted to the store's port."""
-    kms_key_arn: pulumi.Input[str]
-    region: str
-    tags: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def keeps_final_snapshot(self) -> bool:
-        """Deletion-protected and production stores take a final snapshot before they are deleted."""
-        return self.data.deletion_protection or self.environment == "prod"
+
+def keeps_final_snapshot(data: DataConfig, context: PlatformContext) -> bool:
+    """Deletion-protected and production stores take a final snapshot before they are deleted."""
+    return data.deletion_protection or context.environment == "prod"
 
 
 def _store_options(parent: pulumi.Resource, data: DataConfig, **extra: Any) -> pulumi.ResourceOptions:
@@ -145,14 +146,10 @@ class _StoreComponent(pulumi.ComponentResource):
     arns: list[pulumi.Output[str]]
     """The ARNs that identify the stored data (for ownership checks and grants)."""
 
-    def _tags(self, args: DataStoreArgs, store_name: str) -> dict[str, str]:
-        return {**args.tags, "Service": args.owner, "DataStore": store_name}
-
     def _security_group(
-        self, name: str, store_name: str, args: DataStoreArgs, port: int, what: str
+        self, name: str, args: DataStoreArgs, tags: Mapping[str, str], port: int, what: str
     ) -> aws.ec2.SecurityGroup:
         """A security group that admits `port` from the owner's security group only, and no egress."""
-        tags = self._tags(args, store_name)
         group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
@@ -178,13 +175,18 @@ class PostgresDatabase(_StoreComponent):
     """RDS PostgreSQL in the isolated subnets, TLS-only, KMS-encrypted, credentials in Secrets Manager."""
 
     def __init__(
-        self, name: str, store: PostgresStore, args: DataStoreArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        store: PostgresStore,
+        args: DataStoreArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("microservices:data:PostgresDatabase", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = self._tags(args, store.name)
+        tags = context.with_tags(Service=args.owner, DataStore=store.name)
         data = args.data
-        group = self._security_group(name, store.name, args, POSTGRES_PORT, "PostgreSQL")
+        group = self._security_group(name, args, tags, POSTGRES_PORT, "PostgreSQL")
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets",
             subnet_ids=args.subnet_ids,
@@ -209,12 +211,12 @@ class PostgresDatabase(_StoreComponent):
             f"{name}-logs",
             name=f"/aws/rds/instance/{identifier}/postgresql",
             retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=context.key_arn,
             tags=tags,
             opts=child,
         )
         insights = data.performance_insights and supports_performance_insights(data.db_instance_class)
-        keep_snapshot = args.keeps_final_snapshot
+        keep_snapshot = keeps_final_snapshot(data, context)
         self.instance = aws.rds.Instance(
             name,
             identifier=identifier,
@@ -224,11 +226,11 @@ class PostgresDatabase(_StoreComponent):
             allocated_storage=data.db_allocated_storage_gb,
             storage_type="gp3",
             storage_encrypted=True,
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=context.key_arn,
             db_name=store.database_name,
             username=f"{store.database_name}_admin"[:63],
             manage_master_user_password=True,
-            master_user_secret_kms_key_id=args.kms_key_arn,
+            master_user_secret_kms_key_id=context.key_arn,
             iam_database_authentication_enabled=True,
             db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[group.id],
@@ -245,7 +247,7 @@ class PostgresDatabase(_StoreComponent):
             skip_final_snapshot=not keep_snapshot,
             final_snapshot_identifier=f"{identifier}-final" if keep_snapshot else None,
             performance_insights_enabled=insights,
-            performance_insights_kms_key_id=args.kms_key_arn if insights else None,
+            performance_insights_kms_key_id=context.key_arn if insights else None,
             performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS if insights else None,
             auto_minor_version_upgrade=True,
             enabled_cloudwatch_logs_exports=["postgresql"],
@@ -293,10 +295,15 @@ class DynamoTable(_StoreComponent):
     """On-demand DynamoDB table, KMS-encrypted with the platform key, point-in-time recovery on."""
 
     def __init__(
-        self, name: str, store: DynamoStore, args: DataStoreArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        store: DynamoStore,
+        args: DataStoreArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("microservices:data:DynamoTable", name, None, opts)
-        tags = self._tags(args, store.name)
+        tags = context.with_tags(Service=args.owner, DataStore=store.name)
         attributes = [aws.dynamodb.TableAttributeArgs(name=store.hash_key, type="S")]
         if store.range_key:
             attributes.append(aws.dynamodb.TableAttributeArgs(name=store.range_key, type=store.range_key_type))
@@ -307,7 +314,7 @@ class DynamoTable(_StoreComponent):
             range_key=store.range_key,
             attributes=attributes,
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
-                enabled=True, kms_key_arn=args.kms_key_arn
+                enabled=True, kms_key_arn=context.key_arn
             ),
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             deletion_protection_enabled=args.data.deletion_protection,
@@ -335,8 +342,8 @@ class DynamoTable(_StoreComponent):
                 allow(
                     sid("Own", store.name, "Key"),
                     ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
-                    [args.kms_key_arn],
-                    {"StringEquals": {"kms:ViaService": f"dynamodb.{args.region}.amazonaws.com"}},
+                    [context.key_arn],
+                    {"StringEquals": {"kms:ViaService": f"dynamodb.{context.region}.amazonaws.com"}},
                 ),
             ),
         )
@@ -347,13 +354,18 @@ class RedisCache(_StoreComponent):
     """ElastiCache for Valkey replication group: TLS required, KMS at rest, IAM-authenticated user."""
 
     def __init__(
-        self, name: str, store: RedisStore, args: DataStoreArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        store: RedisStore,
+        args: DataStoreArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("microservices:data:RedisCache", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = self._tags(args, store.name)
+        tags = context.with_tags(Service=args.owner, DataStore=store.name)
         data = args.data
-        group = self._security_group(name, store.name, args, VALKEY_PORT, "Valkey")
+        group = self._security_group(name, args, tags, VALKEY_PORT, "Valkey")
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-subnets",
             subnet_ids=args.subnet_ids,
@@ -363,7 +375,7 @@ class RedisCache(_StoreComponent):
         )
         # ElastiCache ids are account-wide and short (replication group: 40 characters), so they are
         # explicit `<env>-<store>` (store names are unique across the catalogue) rather than auto-named.
-        group_id = f"{args.environment}-{store.name}"
+        group_id = f"{context.environment}-{store.name}"
         # IAM authentication requires user_id == user_name.
         user_id = f"{group_id}-app"
         user = aws.elasticache.User(
@@ -403,7 +415,7 @@ class RedisCache(_StoreComponent):
             opts=child,
         )
         multi_az = data.multi_az
-        keep_snapshot = args.keeps_final_snapshot
+        keep_snapshot = keeps_final_snapshot(data, context)
         self.replication_group = aws.elasticache.ReplicationGroup(
             name,
             replication_group_id=group_id,
@@ -418,7 +430,7 @@ class RedisCache(_StoreComponent):
             subnet_group_name=subnets.name,
             security_group_ids=[group.id],
             at_rest_encryption_enabled=True,
-            kms_key_id=args.kms_key_arn,
+            kms_key_id=context.key_arn,
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
             user_group_ids=[users.user_group_id],
@@ -469,11 +481,12 @@ def create_store(
     name: str,
     store: PostgresStore | DynamoStore | RedisStore,
     args: DataStoreArgs,
+    context: PlatformContext,
     opts: pulumi.ResourceOptions | None = None,
 ) -> DataStore:
     """The component for one store spec."""
     if isinstance(store, PostgresStore):
-        return PostgresDatabase(name, store, args, opts)
+        return PostgresDatabase(name, store, args, context, opts)
     if isinstance(store, DynamoStore):
-        return DynamoTable(name, store, args, opts)
-    return RedisCache(name, store, args, opts)
+        return DynamoTable(name, store, args, context, opts)
+    return RedisCache(name, store, args, context, opts)

@@ -41,11 +41,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
-from components.aws_limits import ec2_description
-from components.config import ConfigError, EdgeConfig
 from components.context import PlatformContext
 from components.iam import deny_insecure_transport
-from services.spec import ServiceSpec
+from model.aws_limits import ec2_description
+from model.config import EdgeConfig
+from model.errors import ConfigError
+from model.spec import ServiceSpec
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 """AWS's recommended ALB policy (the console default): TLS 1.3 and 1.2 with AEAD/ECDHE ciphers only,

@@ -36,12 +36,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.config import ConfigError, EventsConfig
 from components.context import PlatformContext
 from components.iam import deny_insecure_transport, sid
 from components.schema_registry import EventSchemaRegistry, EventSchemaRegistryArgs
 from contracts import event_pattern
-from services.spec import ServiceSpec
+from model.config import EventsConfig
+from model.errors import ConfigError
+from model.spec import ServiceSpec
 
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 60
 """Visibility timeout of a container consumer's queue (Lambda consumers pass their own)."""
@@ -233,7 +234,8 @@ class EventBus(pulumi.ComponentResource):
         self.contracts = (
             EventSchemaRegistry(
                 f"{name}-contracts",
-                EventSchemaRegistryArgs(schema_dir=args.schema_dir, catalog=args.catalog, tags=dict(context.tags)),
+                EventSchemaRegistryArgs(schema_dir=args.schema_dir, catalog=args.catalog),
+                context,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             if args.schema_dir is not None

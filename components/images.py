@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,7 +32,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from services.spec import ImageBuild
+from components.context import PlatformContext
+from model.spec import ImageBuild
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KEEP_TAGGED_IMAGES = 30
@@ -91,14 +91,14 @@ def lifecycle_policy() -> str:
 
 @dataclass(frozen=True)
 class ServiceImageArgs:
+    """What one service's image needs; environment, tags and the key (which encrypts the repository)
+    come from the `PlatformContext` given after the args."""
+
     service: str
-    environment: str
     build: ImageBuild
-    kms_key_arn: pulumi.Input[str]
     cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"
     """The CPU of the service's tasks (`compute.cpuArchitecture`): the image is built for that platform."""
     protect: bool = False
-    tags: Mapping[str, str] | None = None
 
 
 class ServiceImage(pulumi.ComponentResource):
@@ -109,19 +109,25 @@ class ServiceImage(pulumi.ComponentResource):
     image_ref: pulumi.Output[str]
     """`<repository url>:<tag>@sha256:<digest>`: what the task definition runs."""
 
-    def __init__(self, name: str, args: ServiceImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: ServiceImageArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("microservices:images:ServiceImage", name, None, opts)
         import pulumi_docker_build as docker_build  # only programs that build images load the provider SDK
 
-        tags = {**(args.tags or {}), "Service": args.service}
-        production = args.environment == "prod"
+        tags = context.with_tags(Service=args.service)
+        production = context.environment == "prod"
         repository = aws.ecr.Repository(
             f"{name}-repo",
-            name=f"microservices/{args.environment}/{args.service}",
+            name=f"microservices/{context.environment}/{args.service}",
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[
-                aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS", kms_key=args.kms_key_arn)
+                aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS", kms_key=context.key_arn)
             ],
             force_delete=not production,
             tags=tags,

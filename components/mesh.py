@@ -87,7 +87,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
-from components.config import ConfigError, MeshConfig
 from components.context import PlatformContext
 from components.envoy import (
     ACM_PCA_END_ENTITY_TEMPLATE_ARN,
@@ -107,7 +106,9 @@ from components.envoy import (
     STOP_TIMEOUT_SECONDS as ENVOY_STOP_TIMEOUT_SECONDS,
 )
 from components.microservice import MeshAttachment, log_configuration
-from services.spec import ServiceSpec
+from model.config import MeshConfig
+from model.errors import ConfigError
+from model.spec import ServiceSpec
 
 __all__ = [
     "ENVOY_CONTAINER",

@@ -35,12 +35,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cluster import capacity_strategy
-from components.config import ComputeConfig, DataConfig, DeploymentConfig, ObservabilityConfig, ServiceSizing
 from components.context import PlatformContext
 from components.datastores import ContainerSecret, DataStore, DataStoreArgs, StoreBinding, create_store
 from components.edge import EdgeAttachment, EdgeListener, path_patterns
 from components.iam import Statement, allow, policy_document
-from services.spec import ServiceSpec
+from model.config import ComputeConfig, DataConfig, DeploymentConfig, ObservabilityConfig, ServiceSizing
+from model.spec import ServiceSpec
 
 __all__ = [
     "AlbAttachment",
@@ -377,18 +377,14 @@ class FargateMicroservice(pulumi.ComponentResource):
         args = self._args
         store_args = DataStoreArgs(
             owner=args.spec.name,
-            environment=self._context.environment,
             data=args.data,
             log_retention_days=args.observability.log_retention_days,
             vpc_id=args.vpc_id,
             subnet_ids=args.isolated_subnet_ids,
             owner_security_group_id=self.security_group_id,
-            kms_key_arn=self._context.key_arn,
-            region=self._context.region,
-            tags=self._context.tags,
         )
         return {
-            store.name: create_store(f"{self._name}-{store.name}", store, store_args, self._child())
+            store.name: create_store(f"{self._name}-{store.name}", store, store_args, self._context, self._child())
             for store in args.spec.data_stores
         }
 

@@ -19,8 +19,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from components.config import NetworkConfig
 from components.context import PlatformContext
+from model.config import NetworkConfig
 
 # awsx splits the VPC CIDR by these masks relative to a /16; smaller VPCs get proportionally smaller
 # subnets (see _subnet_masks).

@@ -35,12 +35,12 @@ import pulumi
 import pulumi_aws as aws
 
 import contracts
-from components.config import DataConfig
 from components.context import PlatformContext
 from components.datastores import DataStoreArgs, DynamoTable
 from components.events import DLQ_RETENTION_SECONDS, KMS_DATA_KEY_REUSE_SECONDS
 from components.iam import Statement, allow, deny_insecure_transport, policy_document
-from services.spec import DynamoStore, ServiceSpec
+from model.config import DataConfig
+from model.spec import DynamoStore, ServiceSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CODE_DIR = REPO_ROOT / "services" / "notification"
@@ -52,7 +52,7 @@ RUNTIME = "python3.12"
 
 _NOT_SHIPPED_DIRS = frozenset({"tests", "__pycache__", ".pytest_cache", ".mypy_cache"})
 _NOT_SHIPPED_FILES = frozenset({"service.py", "__init__.py", "conftest.py"})
-"""`service.py` is the infrastructure spec (imports `services.spec`, which the Lambda does not have);
+"""`service.py` is the infrastructure spec (imports `model.spec`, which the Lambda does not have);
 `__init__.py` only makes the directory a package for the repo's tests and tools."""
 
 
@@ -506,16 +506,13 @@ class LambdaService(pulumi.ComponentResource):
                 store,
                 DataStoreArgs(
                     owner=args.spec.name,
-                    environment=ctx.environment,
                     data=data,
                     log_retention_days=args.log_retention_days,
                     vpc_id="",
                     subnet_ids=[],
                     owner_security_group_id="",
-                    kms_key_arn=ctx.key_arn,
-                    region=ctx.region,
-                    tags=self._tags,
                 ),
+                ctx,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for store in stores

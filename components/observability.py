@@ -38,7 +38,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.config import ObservabilityConfig
 from components.context import PlatformContext
 from components.iam import deny_insecure_transport
 from components.microservice import (
@@ -47,6 +46,7 @@ from components.microservice import (
     MEMORY_ALARM_PERCENT,
     FargateMicroservice,
 )
+from model.config import ObservabilityConfig
 
 DLQ_ALARM_PERIOD_SECONDS = 60
 """SQS publishes queue metrics every minute: one message in a dead-letter queue alarms within minutes."""

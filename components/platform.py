@@ -20,7 +20,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cluster import Cluster, ClusterArgs
-from components.config import ServiceSizing, StackConfig, resolve_sizing
 from components.context import PlatformContext
 from components.edge import Edge, EdgeArgs
 from components.envoy import EDGE_PORT
@@ -49,7 +48,8 @@ from components.wiring import (
     MeshConnectionsArgs,
 )
 from contracts import SCHEMA_DIR
-from services.spec import ServiceSpec
+from model.config import ServiceSizing, StackConfig, resolve_sizing
+from model.spec import ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class PlatformInputs:
 
     @classmethod
     def resolve(cls, stack: str, config: StackConfig, catalog: list[ServiceSpec]) -> PlatformInputs:
-        from components.config import ConfigError
+        from model.errors import ConfigError
 
         known = {s.name for s in catalog}
         for name in config.services:
@@ -121,13 +121,11 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
             name,
             ServiceImageArgs(
                 service=spec.name,
-                environment=context.environment,
                 build=spec.build,
-                kms_key_arn=context.key_arn,
                 cpu_architecture=config.compute.cpu_architecture,
                 protect=config.data.protect_resources,
-                tags=context.tags,
             ),
+            context,
         )
         if spec.build is not None and not sizing.image
         else None

@@ -17,9 +17,10 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.config import ConfigError
+from components.context import PlatformContext
 from contracts.draft4 import to_draft4
-from services.spec import ServiceSpec
+from model.errors import ConfigError
+from model.spec import ServiceSpec
 
 _SCHEMA_FILE = re.compile(r"^v([1-9][0-9]*)\.json$")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.@_-]{0,384}$")
@@ -69,7 +70,6 @@ def discover_contracts(schema_dir: Path, catalog: Sequence[ServiceSpec]) -> list
 class EventSchemaRegistryArgs:
     schema_dir: Path
     catalog: Sequence[ServiceSpec]
-    tags: dict[str, str]
 
 
 class EventSchemaRegistry(pulumi.ComponentResource):
@@ -80,13 +80,21 @@ class EventSchemaRegistry(pulumi.ComponentResource):
     registry_name: pulumi.Output[str]
     schema_names: list[str]
 
-    def __init__(self, name: str, args: EventSchemaRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: EventSchemaRegistryArgs,
+        context: PlatformContext,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`context.tags` tag the registry and every schema."""
         super().__init__("microservices:events:EventSchemaRegistry", name, None, opts)
+        tags = dict(context.tags)
         contracts = discover_contracts(args.schema_dir, args.catalog)
         registry = aws.schemas.Registry(
             f"{name}-registry",
             description="Versioned contracts of the platform's domain events (EventBridge detail)",
-            tags=args.tags,
+            tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         for contract in contracts:
@@ -98,7 +106,7 @@ class EventSchemaRegistry(pulumi.ComponentResource):
                 type="JSONSchemaDraft4",
                 content=json.dumps(to_draft4(document), sort_keys=True),
                 description=str(document.get("description") or document.get("title") or "")[:256],
-                tags=args.tags,
+                tags=tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.registry_name = registry.name

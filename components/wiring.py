@@ -30,10 +30,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_limits import ec2_description
 from components.envoy import MESH_PORT
 from components.events import EventBus, _rule_name, publisher_policy, topic_policy
 from components.mesh import ServiceMesh, identity_secret_policy
+from model.aws_limits import ec2_description
 
 
 def _moved_from(old_parent: pulumi.Resource, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:

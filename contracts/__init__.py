@@ -236,8 +236,6 @@ ASSERTION_KEYWORDS: Final = frozenset(
 SUPPORTED_KEYWORDS: Final = ANNOTATION_KEYWORDS | ASSERTION_KEYWORDS
 """Every JSON Schema keyword a contract may use: the validator below and the draft-04 converter
 (`contracts.draft4`, for the EventBridge schema registry) both handle exactly these."""
-_ANNOTATIONS = ANNOTATION_KEYWORDS
-_ASSERTIONS = ASSERTION_KEYWORDS
 _FORMATS = frozenset({"date-time"})
 _TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
 
@@ -261,11 +259,11 @@ def _check_supported(node: Any, root: Mapping[str, Any], path: str, where: str) 
         return
     if not isinstance(node, dict):
         raise SchemaDefinitionError(f"{path} {where}: a schema must be an object or a boolean")
-    unknown = sorted(set(node) - _ANNOTATIONS - _ASSERTIONS)
+    unknown = sorted(set(node) - SUPPORTED_KEYWORDS)
     if unknown:
         raise SchemaDefinitionError(
             f"{path} {where}: keyword(s) {', '.join(unknown)} not supported by the built-in validator; "
-            f"supported: {', '.join(sorted(_ASSERTIONS))}"
+            f"supported: {', '.join(sorted(SUPPORTED_KEYWORDS))}"
         )
     if "format" in node and node["format"] not in _FORMATS:
         raise SchemaDefinitionError(f"{path} {where}: format {node['format']!r} not supported; supported: date-time")

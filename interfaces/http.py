@@ -24,7 +24,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from interfaces import ROOT
-from services.spec import ServiceSpec
+from model.spec import ServiceSpec
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")

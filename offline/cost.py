@@ -5,7 +5,7 @@
 Prices come from `offline/prices.json` (on-demand list prices per region, each with its unit, date and
 source in the AWS public price list; `--refresh-prices` rebuilds it through the AWS Price List API).
 Usage the plan cannot know (traffic, GB, requests, the Fargate Spot discount) comes from the stack's
-`microservices:usage` config (`components.config.UsageAssumptions`) and is printed with the estimate.
+`microservices:usage` config (`model.config.UsageAssumptions`) and is printed with the estimate.
 
 Every custom resource of the plan ends up in exactly one place: a priced line, the list of resource
 types AWS does not charge for (`FREE_TYPES`), or the list of types this table does not know, which is
@@ -602,7 +602,7 @@ COUNTED_ELSEWHERE = {
 
 
 def default_usage() -> dict[str, Any]:
-    from components.config import UsageAssumptions
+    from model.config import UsageAssumptions
 
     return UsageAssumptions().model_dump(by_alias=True)
 
@@ -631,7 +631,7 @@ def estimate(
 
 def usage_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The `microservices:usage` assumptions of a stack's config (raw JSON/YAML values), validated."""
-    from components.config import UsageAssumptions
+    from model.config import UsageAssumptions
 
     raw = config.get("microservices:usage") or {}
     if isinstance(raw, str):

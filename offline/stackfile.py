@@ -11,7 +11,7 @@ in one line naming the file, the line and column, the key and what is allowed:
   keys the CLI does not know (`workspace.ProjectStack`: config, environment, secretsprovider,
   encryptedkey, encryptionsalt);
 - config keys in a namespace nobody reads: the project's namespace is checked by the program itself
-  (components/config.py); a provider's namespace (`aws:`, `tls:`, ...) accepts exactly the keys the
+  (model/config.py); a provider's namespace (`aws:`, `tls:`, ...) accepts exactly the keys the
   installed provider package declares in its generated `config/vars.py`; any other namespace is unknown;
 - `secure:` values whose ciphertext cannot be what `pulumi config set --secret` wrote: `v1:<nonce>:<ct>`
   with a 12-byte nonce and at least the 16-byte GCM tag (passphrase and cloud KMS secrets managers,

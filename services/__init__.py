@@ -18,9 +18,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from model.errors import ConfigError
-from services.spec import ServiceSpec
+from model.spec import ServiceSpec
 
-_NOT_SPECS = {"spec"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _SOURCES: dict[str, tuple[ServiceSpec, str]] = {}
@@ -42,7 +41,7 @@ def discover_specs() -> list[ServiceSpec]:
     """Every `SPEC` defined by a module (or a package's `service.py`) under `services/`, by name."""
     specs = []
     for module in pkgutil.iter_modules(__path__):
-        if module.name in _NOT_SPECS or module.name.startswith("_"):
+        if module.name.startswith("_"):
             continue
         name = f"{__name__}.{module.name}" + (".service" if module.ispkg else "")
         try:
@@ -50,7 +49,7 @@ def discover_specs() -> list[ServiceSpec]:
         except ModuleNotFoundError as exc:
             if module.ispkg and exc.name == name:
                 continue  # a package without service.py is not a service
-            raise
+            raise ConfigError(_python_error(name, module.module_finder, exc) + _moved_hint(exc)) from None
         except ValidationError as exc:
             raise ConfigError(_spec_error(name, exc)) from None
         except Exception as exc:
@@ -85,6 +84,13 @@ def _python_error(module: str, finder: object, exc: Exception) -> str:
     text = exc.msg if isinstance(exc, SyntaxError) else " ".join(str(exc).split())
     where = f"{path}:{line}" if line else path
     return f"service spec {where}: {type(exc).__name__}: {text}"
+
+
+def _moved_hint(exc: ModuleNotFoundError) -> str:
+    """For a spec file written before the spec models moved from `services/spec.py` to `model/spec.py`."""
+    if exc.name == "services.spec":
+        return " (the spec models live in model.spec: `from model.spec import ServiceSpec, ...`)"
+    return ""
 
 
 def _spec_error(module: str, exc: ValidationError) -> str:

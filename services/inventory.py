@@ -1,7 +1,7 @@
 """Inventory service: stock levels. Owns the inventory PostgreSQL database (seed: RDS - Inventory)
 and polls its own queue for order events (seed: Service A -> EventBridge -> SQS -> Service B)."""
 
-from services.spec import PostgresStore, ServiceSpec, Subscription, reference_image
+from model.spec import PostgresStore, ServiceSpec, Subscription, reference_image
 
 SPEC = ServiceSpec(
     name="inventory",

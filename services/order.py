@@ -2,7 +2,7 @@
 OrderPlaced/OrderCancelled through an EventBridge Pipe) and the order-history read model; orchestrates the
 order-placement saga over inventory and payment; calls inventory, payment and user through the mesh."""
 
-from services.spec import (
+from model.spec import (
     DynamoStore,
     Outbox,
     ReadModel,

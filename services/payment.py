@@ -1,7 +1,7 @@
 """Payment service: captures payments for orders. Private (only the order service calls it);
 owns an ElastiCache cache for idempotency keys and sessions (seed: ElastiCache)."""
 
-from services.spec import RedisStore, SecretRef, ServiceSpec, reference_image
+from model.spec import RedisStore, SecretRef, ServiceSpec, reference_image
 
 SPEC = ServiceSpec(
     name="payment",

@@ -1,6 +1,6 @@
 """User service: accounts and profiles. Owns the users PostgreSQL database (seed: RDS - Users)."""
 
-from services.spec import PostgresStore, ServiceSpec, reference_image
+from model.spec import PostgresStore, ServiceSpec, reference_image
 
 SPEC = ServiceSpec(
     name="user",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from components.context import PlatformContext
+from model.spec import DynamoStore, SecretRef, ServiceSpec, Subscription
 from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from offline.runtime import RunResult, read_stack_files, run_function, run_program
-from services.spec import DynamoStore, SecretRef, ServiceSpec, Subscription
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ("dev", "staging", "prod")
@@ -110,8 +110,8 @@ def extended_catalog() -> list[ServiceSpec]:
 def _preview_extended(stack: str) -> RunResult:
     import pulumi
 
-    from components.config import load_stack_config
     from components.platform import PlatformInputs, build_platform
+    from model.config import load_stack_config
 
     files = read_stack_files(ROOT, stack)
     catalog = extended_catalog()

@@ -1203,7 +1203,7 @@ MISTAKES = [m for g in GROUPS for m in g.mistakes]
 # --------------------------------------------------------------------------------------------------
 def _new_service_from_a_spec() -> Callable[[], None]:
     import services
-    from services.spec import DynamoStore, ServiceSpec
+    from model.spec import DynamoStore, ServiceSpec
 
     original = services.discover_specs
     shipping = ServiceSpec(

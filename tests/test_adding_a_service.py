@@ -77,7 +77,7 @@ def test_following_the_readme_in_a_copy_of_the_project_previews_clean(tmp_path: 
     (tmp_path / "services" / "shipping.py").write_text(
         f'''"""Shipping: ships paid orders (added the way the README says)."""
 
-from services.spec import DynamoStore, ServiceSpec, Subscription
+from model.spec import DynamoStore, ServiceSpec, Subscription
 
 SPEC = ServiceSpec(
     name="shipping",

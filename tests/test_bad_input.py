@@ -185,7 +185,7 @@ STACK_CASES = [
 ]
 
 
-SPEC_HEADER = "from services.spec import DynamoStore, ServiceSpec, Subscription\n"
+SPEC_HEADER = "from model.spec import DynamoStore, ServiceSpec, Subscription\n"
 GOOD_SPEC = "SPEC = ServiceSpec(name='zzledger', description='ledger', image='public.ecr.aws/x/y:1'{extra})\n"
 
 
@@ -196,7 +196,18 @@ def spec(extra: str = "") -> str:
 SPEC_CASES = [
     ("syntax-error", SPEC_HEADER + "SPEC = ServiceSpec(name='zzledger',\n", "services/{module}.py:2: SyntaxError"),
     ("name-error", SPEC_HEADER + "\nSPEC = ServiceSpec(nmae=zzledger)\n", "services/{module}.py:3: NameError"),
-    ("import-error", "from services.spec import ServiceSpecs\n", "services/{module}.py:1: ImportError"),
+    ("import-error", "from model.spec import ServiceSpecs\n", "services/{module}.py:1: ImportError"),
+    (
+        "module-not-found",
+        "from servces.spec import ServiceSpec\n",
+        "services/{module}.py:1: ModuleNotFoundError: No module named 'servces'",
+    ),
+    (
+        "old-spec-import",
+        "from services.spec import ServiceSpec\n",
+        "services/{module}.py:1: ModuleNotFoundError: No module named 'services.spec' (the spec models live in "
+        "model.spec: `from model.spec import ServiceSpec, ...`)",
+    ),
     ("not-a-spec", "SPEC = {'name': 'zzledger'}\n", "services/{module}.py: SPEC = dict"),
     (
         "missing-field",

@@ -10,11 +10,11 @@ import pulumi
 import pytest
 
 from benchmarks.synthetic import CONTRACT_GROUPS, synthetic_catalog, with_notification
-from components.config import load_stack_config
 from components.platform import PlatformInputs, build_platform
+from model.config import load_stack_config
+from model.spec import NAME_PATTERN
 from offline.runtime import read_stack_files, run_function
 from services import validate_catalog
-from services.spec import NAME_PATTERN
 from tests.conftest import ROOT
 
 SIZES = (1, 2, 5, 50, 200)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError, StackConfig, parse_stack_config, resolve_sizing
+from model.config import StackConfig, parse_stack_config, resolve_sizing
+from model.errors import ConfigError
+from model.spec import ServiceSpec, Subscription
 from offline.runtime import OfflineError, run_program
 from services import validate_catalog
-from services.spec import ServiceSpec, Subscription
 from tests.conftest import ROOT
 
 VALID = {"environment": "dev", "region": "us-east-1"}
@@ -315,7 +316,7 @@ def test_a_bad_spec_file_is_one_line_naming_file_field_and_value(
     package = tmp_path / "extra_services"
     package.mkdir()
     (package / "ledger.py").write_text(
-        "from services.spec import ServiceSpec\n"
+        "from model.spec import ServiceSpec\n"
         "SPEC = ServiceSpec(name='ledger', description='ledger', run_as_user='0:0')\n"
     )
     monkeypatch.setattr(services, "__path__", [*services.__path__, str(package)])

@@ -34,8 +34,8 @@ from interfaces.http import (
     released_versions,
     used_operations,
 )
+from model.spec import ServiceSpec
 from services import load_catalog
-from services.spec import ServiceSpec
 from tests.conftest import ROOT
 
 CATALOG = load_catalog()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import DataConfig
+from components.context import PlatformContext
 from components.datastores import DataStoreArgs, PostgresDatabase, supports_performance_insights
+from model.config import DataConfig
+from model.spec import PostgresStore
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from services.spec import PostgresStore
 from tests.conftest import children_of, only, preview, run_component
 
 SERVICE = "microservices:service:FargateMicroservice"
@@ -204,18 +205,21 @@ def test_performance_insights_support_by_instance_class(instance_class: str, sup
 def _postgres_plan(data: DataConfig, environment: str) -> Plan:
     args = DataStoreArgs(
         owner="books",
-        environment=environment,
         data=data,
         log_retention_days=7,
         vpc_id="vpc-0123456789abcdef0",
         subnet_ids=["subnet-1a", "subnet-1b"],
         owner_security_group_id="sg-0owner00000000000",
-        kms_key_arn=KEY_ARN,
-        region="us-east-1",
-        tags={"Environment": environment},
     )
+    context = PlatformContext(
+        environment=environment,
+        account_id="123456789012",
+        region="us-east-1",
+        partition="aws",
+        tags={"Environment": environment},
+    ).with_key(KEY_ARN)
     store = PostgresStore(name="books-db", database_name="books")
-    return run_component(lambda: PostgresDatabase(f"ms-{environment}-books-books-db", store, args))
+    return run_component(lambda: PostgresDatabase(f"ms-{environment}-books-books-db", store, args, context))
 
 
 def test_performance_insights_is_guarded_for_micro_instances() -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.aws_limits import ec2_description, ec2_description_problem, rds_postgres_versions
-from components.config import ConfigError, parse_stack_config
+from model.aws_limits import ec2_description, ec2_description_problem, rds_postgres_versions
+from model.config import parse_stack_config
+from model.errors import ConfigError
 
 VALID = {"environment": "dev", "region": "us-east-1"}
 

@@ -35,13 +35,14 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa
 from google.protobuf import json_format
 from guardrails import deployments
 
-from components.config import ConfigError, parse_stack_config
 from components.envoy import (
     DRAIN_TIME_SECONDS,
     STOP_TIMEOUT_SECONDS,
     envoy_drain_script,
 )
 from components.notification import codedeploy_config_name
+from model.config import parse_stack_config
+from model.errors import ConfigError
 from offline.plan import Plan, PlannedResource
 from tests.conftest import preview
 from tests.policy_fixtures import make, tags

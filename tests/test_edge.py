@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import pytest
 
-from components.config import ConfigError, EdgeConfig, parse_stack_config
 from components.context import PlatformContext
 from components.edge import (
     ACCESS_LOG_PREFIXES,
@@ -27,10 +26,12 @@ from components.edge import (
     rule_priorities,
 )
 from components.envoy import EDGE_PORT
+from model.config import EdgeConfig, parse_stack_config
+from model.errors import ConfigError
+from model.spec import ServiceSpec
 from offline.export import SECRET_SIG, SECRET_SIG_KEY
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from services.spec import ServiceSpec
 from tests.conftest import children_of, only, preview, run_component
 
 LB = "aws:lb/loadBalancer:LoadBalancer"

@@ -18,14 +18,6 @@ import pulumi
 import pytest
 from guardrails.mesh import check_bootstrap
 
-from components.config import (
-    ComputeConfig,
-    ConfigError,
-    DataConfig,
-    MeshConfig,
-    ObservabilityConfig,
-    ServiceSizing,
-)
 from components.context import PlatformContext
 from components.envoy import (
     ACM_PCA_END_ENTITY_TEMPLATE_ARN,
@@ -55,10 +47,12 @@ from components.mesh import (
 )
 from components.microservice import FargateMicroservice, FargateMicroserviceArgs
 from components.wiring import MeshConnections, MeshConnectionsArgs
+from model.config import ComputeConfig, DataConfig, MeshConfig, ObservabilityConfig, ServiceSizing
+from model.errors import ConfigError
+from model.spec import ServiceSpec
 from offline.export import SECRET_SIG, SECRET_SIG_KEY
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from services.spec import ServiceSpec
 from tests.conftest import children_of, extended_catalog, only, preview, run_component
 
 MESH = "microservices:mesh:ServiceMesh"

@@ -14,14 +14,6 @@ from typing import Any
 
 import pytest
 
-from components.config import (
-    ComputeConfig,
-    ConfigError,
-    DataConfig,
-    ObservabilityConfig,
-    ServiceSizing,
-    parse_stack_config,
-)
 from components.context import PlatformContext
 from components.edge import EdgeListener
 from components.envoy import EDGE_PORT
@@ -37,9 +29,11 @@ from components.microservice import (
     target_group_name,
 )
 from components.platform import PlatformInputs
+from model.config import ComputeConfig, DataConfig, ObservabilityConfig, ServiceSizing, parse_stack_config
+from model.errors import ConfigError
+from model.spec import DynamoStore, PostgresStore, SecretRef, ServiceSpec
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from services.spec import DynamoStore, PostgresStore, SecretRef, ServiceSpec
 from tests.conftest import children_of, only, preview, run_component
 
 SERVICE = "microservices:service:FargateMicroservice"

@@ -21,10 +21,10 @@ from components.notification import (
     LambdaSettings,
     code_assets,
 )
+from model.spec import ServiceSpec, Subscription
 from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from services.notification.service import SPEC
-from services.spec import ServiceSpec, Subscription
 from tests.conftest import TEST_CONTEXT, VARIANTS, catalog_of, only, preview, run_component
 
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/11111111-2222-4333-a444-555555555555"

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from components.config import ObservabilityConfig
 from components.context import PlatformContext
 from components.kms import key_policy
 from components.observability import (
@@ -27,6 +26,7 @@ from components.observability import (
     ServicePanel,
     dashboard_body,
 )
+from model.config import ObservabilityConfig
 from offline.mocks import ACCOUNT_ID
 from offline.plan import Plan, PlannedResource
 from offline.runtime import run_program

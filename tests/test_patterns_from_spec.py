@@ -8,12 +8,13 @@ import json
 
 import pytest
 
-from components.config import ConfigError, load_stack_config
 from components.platform import PlatformInputs, build_platform
+from model.config import load_stack_config
+from model.errors import ConfigError
+from model.spec import DynamoStore, ReadModel, SagaStep, ServiceSpec, Subscription
 from offline.policy import run_policy_pack
 from offline.runtime import read_stack_files, run_function
 from services import load_catalog, validate_catalog
-from services.spec import DynamoStore, ReadModel, SagaStep, ServiceSpec, Subscription
 from tests.conftest import ROOT, only
 
 CATALOG = load_catalog()

@@ -17,16 +17,17 @@ import pulumi
 import pytest
 
 import services
-from components.config import ConfigError, load_stack_config
 from components.envoy import EDGE_PORT, MESH_PORT
 from components.mesh import ENVOY_CONTAINER
 from components.platform import SERVICE_BUILDERS, Platform, PlatformInputs, build_platform
+from model.config import load_stack_config
+from model.errors import ConfigError
+from model.spec import ServiceSpec
 from offline.export import PLUGIN_VERSIONS
 from offline.plan import Plan
 from offline.policy import run_policy_pack
 from offline.runtime import read_stack_files, run_function
 from services import load_catalog, validate_catalog
-from services.spec import ServiceSpec
 from tests.conftest import ROOT, only
 
 LAMBDA_COMPONENT = "microservices:notification:NotificationFunction"
@@ -57,7 +58,7 @@ def test_every_service_kind_has_a_builder() -> None:
 AUDIT_SPEC = '''
 """Audit service: a second Lambda, declared by this file and its code folder only."""
 
-from services.spec import DynamoStore, ServiceSpec, Subscription
+from model.spec import DynamoStore, ServiceSpec, Subscription
 
 SPEC = ServiceSpec(
     name="audit",
@@ -161,7 +162,7 @@ def test_a_lambda_spec_without_its_code_folder_is_one_config_line(tmp_path: Path
 
 
 def test_a_lambda_cannot_own_a_database_outside_the_vpc(tmp_path: Path) -> None:
-    from services.spec import PostgresStore
+    from model.spec import PostgresStore
 
     (tmp_path / "handler.py").write_text("")
     spec = ServiceSpec(

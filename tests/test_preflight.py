@@ -428,7 +428,7 @@ def _ledger_plan(**overrides: Any) -> Plan:
 
 
 def test_program_change_arm64_on_spot_is_caught_even_without_config_validation() -> None:
-    from components.config import ComputeConfig
+    from model.config import ComputeConfig
 
     # model_construct skips the validator, as a program that built its own config would.
     compute = ComputeConfig.model_construct(**{**ComputeConfig().model_dump(), "capacity": "spot"})
@@ -440,7 +440,7 @@ def test_program_change_arm64_on_spot_is_caught_even_without_config_validation()
 
 
 def test_program_change_fargate_size_is_caught_even_without_config_validation() -> None:
-    from components.config import ServiceSizing
+    from model.config import ServiceSizing
 
     sizing = ServiceSizing.model_construct(
         image="busybox:1.37", cpu=256, memory=4096, desired_count=1, min_count=1, max_count=2, cpu_target_percent=60

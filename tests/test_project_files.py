@@ -9,7 +9,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from components.config import parse_stack_config
+from model.config import parse_stack_config
 from tests.conftest import ROOT, STACKS
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "pulumi-project.json").read_text())

@@ -15,9 +15,9 @@ from moto import mock_aws
 from statelint.linter import Linter
 
 from components.patterns.saga import TRANSIENT_ERRORS, saga_definition
+from model.spec import Saga, SagaStep
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from services.spec import Saga, SagaStep
 from tests.conftest import only
 
 REGION = "us-east-1"

@@ -16,10 +16,10 @@ import pytest
 
 from components.images import lifecycle_policy, source_tag
 from components.microservice import APP_CONTAINER, APP_HEALTH_CHECK_TIMING
+from model.spec import ServiceSpec
 from offline.plan import Plan, PlannedResource
 from offline.runtime import run_program
 from services import load_catalog
-from services.spec import ServiceSpec
 from tests.conftest import STACKS, children_of, preview
 
 ROOT = Path(__file__).resolve().parent.parent

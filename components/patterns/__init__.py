@@ -1,4 +1,4 @@
-"""The seed's data patterns, declared from the service specs (`services/spec.py`):
+"""The seed's data patterns, declared from the service specs (`model/spec.py`):
 
 * `saga.py`: `Saga` (a Step Functions Standard workflow per `ServiceSpec.sagas` entry, owned by the
   orchestrating service) and `SagaParticipant` (each participant's own command queue and its

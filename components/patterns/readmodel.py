@@ -28,7 +28,7 @@ from components.notification import code_assets
 from components.patterns import PatternContext, logged_role, queue_with_dlq, tls_only_queue_policy
 from components.patterns.saga import SQS_CONSUMER_ACTIONS
 from contracts import event_pattern
-from services.spec import ReadModel as ReadModelSpec
+from model.spec import ReadModel as ReadModelSpec
 
 CODE_DIR = Path(__file__).resolve().parent.parent.parent / "services" / "projections"
 HANDLER = "handler.handle"

@@ -43,8 +43,8 @@ import pulumi_aws as aws
 
 from components.iam import allow, policy_document
 from components.patterns import PatternContext, logged_role, queue_with_dlq, tls_only_queue_policy
-from services.spec import Saga as SagaSpec
-from services.spec import SagaCommand, SagaStep
+from model.spec import Saga as SagaSpec
+from model.spec import SagaCommand, SagaStep
 
 TRANSIENT_ERRORS = ("SQS.SdkClientException", "SQS.AmazonSQSException", "Saga.Transient")
 """Errors worth retrying: the SQS integration's own errors (names from the Step Functions SQS

@@ -30,7 +30,7 @@ from components.patterns.saga import (
     env_name,
     state_machine_name,
 )
-from services.spec import ServiceSpec
+from model.spec import ServiceSpec
 
 COMMAND_QUEUE_ENV = "SAGA_COMMAND_QUEUE_URL"
 OUTBOX_RELAY_ENV = "OUTBOX_RELAY"

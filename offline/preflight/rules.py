@@ -31,7 +31,7 @@ def _known(value: Any) -> bool:
 def _fargate_size(
     r: PlannedResource, _plan: Plan, _by_urn: Mapping[str, PlannedResource]
 ) -> Iterator[tuple[str, Any, str, str]]:
-    from components.config import FARGATE_MEMORY_BY_CPU
+    from model.config import FARGATE_MEMORY_BY_CPU
 
     if "FARGATE" not in (r.inputs.get("requiresCompatibilities") or []):
         return
@@ -220,7 +220,7 @@ def _names(
 def _sg_description(
     r: PlannedResource, _plan: Plan, _by_urn: Mapping[str, PlannedResource]
 ) -> Iterator[tuple[str, Any, str, str]]:
-    from components.aws_limits import ec2_description_problem
+    from model.aws_limits import ec2_description_problem
 
     text = r.inputs.get("description")
     if isinstance(text, str):
@@ -235,7 +235,7 @@ def _rds_engine(
 ) -> Iterator[tuple[str, Any, str, str]]:
     import re
 
-    from components.aws_limits import postgres_version_problem
+    from model.aws_limits import postgres_version_problem
 
     if r.inputs.get("engine") == "postgres" and _known(r.inputs.get("engineVersion")):
         problem = postgres_version_problem(str(r.inputs["engineVersion"]))

@@ -5,7 +5,7 @@ order events arrive through its own SQS queue (buffered, retried, dead-lettered)
 inventory events invoke it directly from their EventBridge rules.
 """
 
-from services.spec import ServiceSpec, Subscription
+from model.spec import ServiceSpec, Subscription
 
 SPEC = ServiceSpec(
     name="notification",

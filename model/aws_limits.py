@@ -2,7 +2,7 @@
 the offline preflight (`offline/preflight/`), so that one rule has one implementation.
 
 Each constant cites where it comes from. Values that go stale (engine versions) live in
-`components/data/*.json` with the date they were retrieved and how to refresh them (README,
+`model/data/*.json` with the date they were retrieved and how to refresh them (README,
 "AWS conformance preflight").
 """
 
@@ -66,7 +66,7 @@ def postgres_version_problem(version: str) -> str | None:
     why = "is deprecated (no new instances)" if version in data["deprecated"] else "is not a creatable version"
     return (
         f"{why}; RDS PostgreSQL versions creatable as of {data['retrieved']}: {', '.join(creatable)} "
-        "(list: components/data/rds-postgres-versions.json)"
+        "(list: model/data/rds-postgres-versions.json)"
     )
 
 

@@ -28,8 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel, to_snake
 
-from components.aws_limits import FARGATE_SPOT_ARM64_SOURCE, postgres_version_problem
-from model.errors import ConfigError as ConfigError  # re-exported; it lives at the bottom, in model.errors
+from model.aws_limits import FARGATE_SPOT_ARM64_SOURCE, postgres_version_problem
+from model.errors import ConfigError
 
 PROJECT = "microservices"
 """The project name in Pulumi.yaml, and so the config namespace (`microservices:<key>`)."""
@@ -159,7 +159,7 @@ class DataConfig(_Model):
     cache_node_type: str = Field("cache.t4g.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     postgres_version: str = "16.11"
     """RDS PostgreSQL engine version of every service database; one AWS still lets you create
-    (the dated list in components/data/rds-postgres-versions.json)."""
+    (the dated list in model/data/rds-postgres-versions.json)."""
     performance_insights: bool = True
 
     @field_validator("postgres_version")

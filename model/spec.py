@@ -1,5 +1,10 @@
 """The declarative shape of one microservice. Adding a service = adding one module with a `SPEC`.
 
+A spec file (`services/<name>.py`, or `services/<name>/service.py` for a Lambda) starts with
+`from model.spec import ServiceSpec, ...`: these models are the platform team's extension point and
+live at the bottom of the import graph (`model/`), so the catalogue, the components and the tests all
+read this one definition.
+
 A spec says what the service IS (image, port, routes, callers it needs, data it owns, events it
 publishes and consumes, secrets it reads); the stack config says how big it runs per environment.
 Everything else (network identity, IAM, mesh certificates, routing, alarms) is derived from it.

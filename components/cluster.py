@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -12,21 +14,34 @@ from model.config import ComputeConfig
 
 
 @dataclass(frozen=True)
-class ClusterArgs:
-    config: ComputeConfig
-    log_retention_days: int
+class CapacityShare:
+    """One entry of an ECS capacity provider strategy."""
+
+    provider: Literal["FARGATE", "FARGATE_SPOT"]
+    weight: int
+    base: int = 0
 
 
-def capacity_strategy(config: ComputeConfig) -> list[dict[str, int | str]]:
-    """The capacity provider strategy the environment asks for (also used by each ECS service)."""
+def capacity_strategy(config: ComputeConfig) -> list[CapacityShare]:
+    """The capacity provider strategy the environment asks for: the cluster's default and each ECS
+    service's own (the composition computes it once and passes it to both)."""
     if config.capacity == "spot":
-        return [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
+        return [CapacityShare("FARGATE_SPOT", 1)]
     if config.capacity == "onDemand":
-        return [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}]
+        return [CapacityShare("FARGATE", 1)]
     return [
-        {"capacityProvider": "FARGATE", "weight": config.on_demand_weight, "base": config.on_demand_base},
-        {"capacityProvider": "FARGATE_SPOT", "weight": config.spot_weight, "base": 0},
+        CapacityShare("FARGATE", config.on_demand_weight, config.on_demand_base),
+        CapacityShare("FARGATE_SPOT", config.spot_weight),
     ]
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    capacity: Sequence[CapacityShare]
+    """The default capacity provider strategy (`capacity_strategy(config.compute)`)."""
+    container_insights: bool
+    log_retention_days: int
+    """Of the ECS Exec session log group."""
 
 
 class Cluster(pulumi.ComponentResource):
@@ -50,7 +65,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-cluster",
             settings=[
                 aws.ecs.ClusterSettingArgs(
-                    name="containerInsights", value="enhanced" if args.config.container_insights else "disabled"
+                    name="containerInsights", value="enhanced" if args.container_insights else "disabled"
                 )
             ],
             configuration=aws.ecs.ClusterConfigurationArgs(
@@ -72,9 +87,9 @@ class Cluster(pulumi.ComponentResource):
             capacity_providers=["FARGATE", "FARGATE_SPOT"],
             default_capacity_provider_strategies=[
                 aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
-                    capacity_provider=str(s["capacityProvider"]), weight=int(s["weight"]), base=int(s["base"])
+                    capacity_provider=share.provider, weight=share.weight, base=share.base
                 )
-                for s in capacity_strategy(args.config)
+                for share in args.capacity
             ],
             opts=child,
         )

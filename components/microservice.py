@@ -34,12 +34,12 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster import capacity_strategy
+from components.cluster import CapacityShare
 from components.context import PlatformContext
 from components.datastores import ContainerSecret, DataStore, DataStoreArgs, StoreBinding, create_store
 from components.edge import EdgeAttachment, EdgeListener, path_patterns
 from components.iam import Statement, allow, policy_document
-from model.config import ComputeConfig, DataConfig, DeploymentConfig, ObservabilityConfig, ServiceSizing
+from model.config import DataConfig, DeploymentStrategy, ServiceSizing
 from model.spec import ServiceSpec
 
 __all__ = [
@@ -48,6 +48,8 @@ __all__ = [
     "FargateMicroservice",
     "FargateMicroserviceArgs",
     "MeshAttachment",
+    "Rollout",
+    "TaskRuntime",
     "log_configuration",
     "service_log_group_name",
 ]
@@ -161,13 +163,50 @@ class MeshAttachment:
 
 
 @dataclass(frozen=True)
+class TaskRuntime:
+    """How the environment runs its tasks: the same for every service of a stack (the composition fills
+    it from the stack's `compute` and `observability` sections)."""
+
+    cpu_architecture: Literal["ARM64", "X86_64"]
+    capacity: Sequence[CapacityShare]
+    """The ECS service's capacity provider strategy (`components.cluster.capacity_strategy`)."""
+    log_retention_days: int
+    """Of its log group and its data stores' log groups."""
+    tracing: bool
+    """An X-Ray daemon beside the app (and the task role's X-Ray permissions)."""
+    container_insights: bool
+    """The cluster publishes Container Insights, so the tasks-below-desired alarm has metrics."""
+    execute_command: bool
+    """ECS Exec into running tasks (SSM channels on the task role; session logs to `exec_log_group_name`)."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How a new revision replaces the running one (ECS native deployment strategies), resolved for the
+    environment by the composition. A service without a load balancer cannot shift traffic: it rolls."""
+
+    strategy: DeploymentStrategy
+    bake_time_minutes: int
+    """Blue/green, canary, linear: minutes both revisions run after production traffic moved."""
+    canary_percent: float
+    canary_bake_time_minutes: int
+    linear_step_percent: float
+    linear_step_bake_time_minutes: int
+    alarm_rollback: bool
+    """Roll back when one of the service's own 5xx, p99 latency (or missing-tasks) alarms fires."""
+    test_header: str
+    """Header (value `green`) that routes a request from inside the VPC to the new revision."""
+
+
+@dataclass(frozen=True)
 class FargateMicroserviceArgs:
     spec: ServiceSpec
     sizing: ServiceSizing
     """Resolved sizing (`PlatformInputs.sizing[name]`); `image` must be set."""
-    compute: ComputeConfig
-    data: DataConfig
-    observability: ObservabilityConfig
+    runtime: TaskRuntime
+    store_settings: DataConfig
+    """Settings of the data stores it owns (the stack's `data` section), passed to each store's
+    `DataStoreArgs`; the service itself reads none of it."""
     vpc_id: pulumi.Input[str]
     private_subnet_ids: pulumi.Input[Sequence[str]]
     """Where tasks run (no public IPs)."""
@@ -189,9 +228,8 @@ class FargateMicroserviceArgs:
     consume_queue_arns: Sequence[pulumi.Input[str]] = ()
     """SQS queues this service polls (grants exactly the consumer actions on them)."""
     mesh: MeshAttachment | None = None
-    deployment: DeploymentConfig | None = None
-    """Deployment strategy (rolling, blue/green, canary, linear) and alarm rollback; None: rolling with
-    the circuit breaker only."""
+    rollout: Rollout | None = None
+    """Deployment strategy and alarm rollback; None: ECS's default rolling update with the circuit breaker only."""
     vpc_cidr: str | None = None
     """Test listener rules accept requests from this range only (needed with a traffic-shifting strategy)."""
     app_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -377,8 +415,8 @@ class FargateMicroservice(pulumi.ComponentResource):
         args = self._args
         store_args = DataStoreArgs(
             owner=args.spec.name,
-            data=args.data,
-            log_retention_days=args.observability.log_retention_days,
+            data=args.store_settings,
+            log_retention_days=args.runtime.log_retention_days,
             vpc_id=args.vpc_id,
             subnet_ids=args.isolated_subnet_ids,
             owner_security_group_id=self.security_group_id,
@@ -426,7 +464,7 @@ class FargateMicroservice(pulumi.ComponentResource):
         group = aws.cloudwatch.LogGroup(
             f"{self._name}-logs",
             name=service_log_group_name(self._name),
-            retention_in_days=args.observability.log_retention_days,
+            retention_in_days=args.runtime.log_retention_days,
             kms_key_id=self._context.key_arn,
             tags=self._tags,
             opts=self._child(),
@@ -545,10 +583,10 @@ class FargateMicroservice(pulumi.ComponentResource):
                     {"StringEquals": {"kms:ViaService": f"sqs.{self._context.region}.amazonaws.com"}},
                 ),
             ]
-        if args.observability.tracing:
+        if args.runtime.tracing:
             # X-Ray trace and sampling APIs have no resource types: "*" is the only possible resource.
             statements.append(allow("XRayDaemon", XRAY_ACTIONS, ["*"]))
-        if args.compute.enable_execute_command:
+        if args.runtime.execute_command:
             # ECS Exec (only where the environment allows it): the SSM agent's channels have no resource
             # type ("*" is required); session logs go to the cluster's exec log group, encrypted with the key.
             statements.append(allow("EcsExecChannels", ECS_EXEC_ACTIONS, ["*"]))
@@ -588,7 +626,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             "PORT": str(args.spec.container_port),
             "LOG_FORMAT": "json",
         }
-        if args.observability.tracing:
+        if args.runtime.tracing:
             env["AWS_XRAY_DAEMON_ADDRESS"] = f"127.0.0.1:{XRAY_DAEMON_PORT}"
         for binding in bindings:
             env.update(binding.environment)
@@ -621,7 +659,7 @@ class FargateMicroservice(pulumi.ComponentResource):
         sidecars: list[Mapping[str, Any]] = list(mesh.sidecars)
         depends_on = [{"containerName": str(s["name"]), "condition": "HEALTHY"} for s in sidecars]
         containers: list[Mapping[str, Any]] = []
-        if args.observability.tracing:
+        if args.runtime.tracing:
             containers.append(self._xray_container())
             depends_on.append({"containerName": XRAY_CONTAINER, "condition": "START"})
         port = spec.container_port
@@ -656,7 +694,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
                 # From the same validated config as the capacity strategy: ARM64 never meets Fargate Spot.
                 operating_system_family="LINUX",
-                cpu_architecture=args.compute.cpu_architecture,
+                cpu_architecture=args.runtime.cpu_architecture,
             ),
             execution_role_arn=self.execution_role_arn,
             task_role_arn=self.task_role_arn,
@@ -690,10 +728,10 @@ class FargateMicroservice(pulumi.ComponentResource):
 
     def _strategy(self) -> str:
         """The ECS strategy: traffic-shifting ones need a load balancer, so a private service rolls."""
-        deployment = self._args.deployment
-        if deployment is None or self._args.alb is None:
+        rollout = self._args.rollout
+        if rollout is None or self._args.alb is None:
             return "ROLLING"
-        return ECS_STRATEGIES[deployment.effective_strategy(self._context.environment)]
+        return ECS_STRATEGIES[rollout.strategy]
 
     def _target_group(self, listener: EdgeListener, suffix: str) -> aws.lb.TargetGroup:
         name, args, spec = self._name, self._args, self._args.spec
@@ -784,7 +822,7 @@ class FargateMicroservice(pulumi.ComponentResource):
                         path,
                         aws.lb.ListenerRuleConditionArgs(
                             http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
-                                http_header_name=args.deployment.test_header if args.deployment else "",
+                                http_header_name=args.rollout.test_header if args.rollout else "",
                                 values=[TEST_HEADER_VALUE],
                             )
                         ),
@@ -872,24 +910,24 @@ class FargateMicroservice(pulumi.ComponentResource):
 
     def _deployment_configuration(self) -> aws.ecs.ServiceDeploymentConfigurationArgs:
         strategy = self._strategy()
-        deployment = self._args.deployment
-        if strategy == "ROLLING" or deployment is None:
+        rollout = self._args.rollout
+        if strategy == "ROLLING" or rollout is None:
             return aws.ecs.ServiceDeploymentConfigurationArgs(strategy="ROLLING")
         return aws.ecs.ServiceDeploymentConfigurationArgs(
             strategy=strategy,
-            bake_time_in_minutes=str(deployment.bake_time_minutes),
+            bake_time_in_minutes=str(rollout.bake_time_minutes),
             canary_configuration=(
                 aws.ecs.ServiceDeploymentConfigurationCanaryConfigurationArgs(
-                    canary_percent=deployment.canary_percent,
-                    canary_bake_time_in_minutes=str(deployment.canary_bake_time_minutes),
+                    canary_percent=rollout.canary_percent,
+                    canary_bake_time_in_minutes=str(rollout.canary_bake_time_minutes),
                 )
                 if strategy == "CANARY"
                 else None
             ),
             linear_configuration=(
                 aws.ecs.ServiceDeploymentConfigurationLinearConfigurationArgs(
-                    step_percent=deployment.linear_step_percent,
-                    step_bake_time_in_minutes=str(deployment.linear_step_bake_time_minutes),
+                    step_percent=rollout.linear_step_percent,
+                    step_bake_time_in_minutes=str(rollout.linear_step_bake_time_minutes),
                 )
                 if strategy == "LINEAR"
                 else None
@@ -918,7 +956,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             )
             for key, (_, target_group) in self._target_groups.items()
         ] or None
-        rollback_on_alarms = args.deployment is not None and args.deployment.alarm_rollback and deployment_alarms
+        rollback_on_alarms = args.rollout is not None and args.rollout.alarm_rollback and deployment_alarms
         # Tasks must not start before their permissions exist, and a target group must belong to a
         # listener (through a rule) before ECS can register tasks in it.
         needs: list[pulumi.Resource] = [self._execution_policy, *rules]
@@ -934,15 +972,15 @@ class FargateMicroservice(pulumi.ComponentResource):
             desired_count=args.sizing.desired_count,
             capacity_provider_strategies=[
                 aws.ecs.ServiceCapacityProviderStrategyArgs(
-                    capacity_provider=str(s["capacityProvider"]), weight=int(s["weight"]), base=int(s["base"])
+                    capacity_provider=share.provider, weight=share.weight, base=share.base
                 )
-                for s in capacity_strategy(args.compute)
+                for share in args.runtime.capacity
             ],
             platform_version="LATEST",
             # ECS documents both failure detections (circuit breaker, alarms) for rolling and
             # blue/green under the ECS controller (developer guide, "deployment failure detection").
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
-            deployment_configuration=self._deployment_configuration() if args.deployment is not None else None,
+            deployment_configuration=self._deployment_configuration() if args.rollout is not None else None,
             alarms=(
                 aws.ecs.ServiceAlarmsArgs(alarm_names=list(deployment_alarms), enable=True, rollback=True)
                 if rollback_on_alarms
@@ -951,7 +989,7 @@ class FargateMicroservice(pulumi.ComponentResource):
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
             health_check_grace_period_seconds=HEALTH_CHECK_GRACE_SECONDS if load_balancers else None,
-            enable_execute_command=args.compute.enable_execute_command,
+            enable_execute_command=args.runtime.execute_command,
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
             availability_zone_rebalancing="ENABLED",
@@ -1126,7 +1164,7 @@ class FargateMicroservice(pulumi.ComponentResource):
         dimensions name the service by its fixed name; a service without a load balancer rolls back on it."""
         args = self._args
         service_dims = {"ClusterName": args.cluster_name, "ServiceName": self._name}
-        if not args.compute.container_insights:
+        if not args.runtime.container_insights:
             return []
         alarm = self._alarm(
             "tasks-below-desired",

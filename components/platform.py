@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster import Cluster, ClusterArgs
+from components.cluster import Cluster, ClusterArgs, capacity_strategy
 from components.context import PlatformContext
 from components.edge import Edge, EdgeArgs
 from components.envoy import EDGE_PORT
@@ -27,7 +27,7 @@ from components.events import EventBus, EventBusArgs
 from components.images import ServiceImage, ServiceImageArgs
 from components.kms import PlatformKey, PlatformKeyArgs
 from components.mesh import ServiceMesh, ServiceMeshArgs
-from components.microservice import AlbAttachment, FargateMicroservice, FargateMicroserviceArgs
+from components.microservice import AlbAttachment, FargateMicroservice, FargateMicroserviceArgs, Rollout, TaskRuntime
 from components.network import Network, NetworkArgs
 from components.notification import LambdaService, LambdaServiceArgs, LambdaSettings
 from components.observability import (
@@ -48,7 +48,7 @@ from components.wiring import (
     MeshConnectionsArgs,
 )
 from contracts import SCHEMA_DIR
-from model.config import ServiceSizing, StackConfig, resolve_sizing
+from model.config import DeploymentConfig, ServiceSizing, StackConfig, resolve_sizing
 from model.spec import ServiceSpec
 
 
@@ -109,6 +109,32 @@ class Foundation:
     """What the data patterns need (sagas, outboxes, read models: components/patterns/)."""
 
 
+def task_runtime(config: StackConfig) -> TaskRuntime:
+    """How every Fargate task of the stack runs: its compute and observability choices."""
+    return TaskRuntime(
+        cpu_architecture=config.compute.cpu_architecture,
+        capacity=capacity_strategy(config.compute),
+        log_retention_days=config.observability.log_retention_days,
+        tracing=config.observability.tracing,
+        container_insights=config.compute.container_insights,
+        execute_command=config.compute.enable_execute_command,
+    )
+
+
+def rollout(deployment: DeploymentConfig, environment: str) -> Rollout:
+    """The stack's `deployment` section for a Fargate service, with the environment's default strategy."""
+    return Rollout(
+        strategy=deployment.effective_strategy(environment),
+        bake_time_minutes=deployment.bake_time_minutes,
+        canary_percent=deployment.canary_percent,
+        canary_bake_time_minutes=deployment.canary_bake_time_minutes,
+        linear_step_percent=deployment.linear_step_percent,
+        linear_step_bake_time_minutes=deployment.linear_step_bake_time_minutes,
+        alarm_rollback=deployment.alarm_rollback,
+        test_header=deployment.test_header,
+    )
+
+
 def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicroservice:
     """A container service: FargateMicroservice behind its Envoy sidecar, with its own data and alarms."""
     config, context = base.inputs.config, base.context
@@ -135,9 +161,8 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
         FargateMicroserviceArgs(
             spec=spec,
             sizing=sizing,
-            compute=config.compute,
-            data=config.data,
-            observability=config.observability,
+            runtime=task_runtime(config),
+            store_settings=config.data,
             vpc_id=base.network.vpc_id,
             private_subnet_ids=base.network.private_subnet_ids,
             isolated_subnet_ids=base.network.isolated_subnet_ids,
@@ -160,7 +185,7 @@ def build_fargate_service(spec: ServiceSpec, base: Foundation) -> FargateMicrose
             app_environment=pattern_environment(base.inputs.catalog, base.patterns).get(spec.name, {}),
             image=image.image_ref if image is not None else None,
             image_repository_arn=image.repository_arn if image is not None else None,
-            deployment=config.deployment,
+            rollout=rollout(config.deployment, context.environment),
             vpc_cidr=config.network.cidr,
         ),
         context,
@@ -284,7 +309,11 @@ def build_platform(inputs: PlatformInputs) -> Platform:
     )
     cluster = Cluster(
         prefix,
-        ClusterArgs(config=config.compute, log_retention_days=config.observability.log_retention_days),
+        ClusterArgs(
+            capacity=capacity_strategy(config.compute),
+            container_insights=config.compute.container_insights,
+            log_retention_days=config.observability.log_retention_days,
+        ),
         context,
     )
     observability = Observability(

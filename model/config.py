@@ -246,7 +246,10 @@ LambdaTrafficShift = Literal[
 """CodeDeploy's predefined Lambda deployment configurations (`CodeDeployDefault.Lambda<Name>`), see
 https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-configurations.html#deployment-configuration-lambda"""
 
-DEFAULT_STRATEGY: dict[str, str] = {"dev": "rolling", "staging": "blueGreen", "prod": "canary"}
+DeploymentStrategy = Literal["rolling", "blueGreen", "canary", "linear"]
+"""How ECS replaces a service's revision: rolling update, or shifting ALB traffic (blue/green, canary, linear)."""
+
+DEFAULT_STRATEGY: dict[str, DeploymentStrategy] = {"dev": "rolling", "staging": "blueGreen", "prod": "canary"}
 DEFAULT_LAMBDA_SHIFT: dict[str, str] = {
     "dev": "allAtOnce",
     "staging": "linear10PercentEvery1Minute",
@@ -262,7 +265,7 @@ class DeploymentConfig(_Model):
     A service without a load balancer cannot shift traffic, so it deploys `rolling` whatever this
     says (still with alarm-based rollback)."""
 
-    strategy: Literal["rolling", "blueGreen", "canary", "linear"] | None = None
+    strategy: DeploymentStrategy | None = None
     """Default per environment: dev `rolling`, staging `blueGreen`, prod `canary`."""
     bake_time_minutes: int = Field(10, ge=0, le=1440)
     """Blue/green, canary, linear: minutes both revisions run after production traffic moved (rollback window)."""
@@ -278,7 +281,7 @@ class DeploymentConfig(_Model):
     """The notification Lambda's CodeDeploy traffic shift; default dev `allAtOnce`, staging
     `linear10PercentEvery1Minute`, prod `canary10Percent5Minutes`."""
 
-    def effective_strategy(self, environment: str) -> str:
+    def effective_strategy(self, environment: str) -> DeploymentStrategy:
         return self.strategy or DEFAULT_STRATEGY[environment]
 
     def effective_lambda_shift(self, environment: str) -> str:

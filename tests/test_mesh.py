@@ -18,6 +18,7 @@ import pulumi
 import pytest
 from guardrails.mesh import check_bootstrap
 
+from components.cluster import CapacityShare
 from components.context import PlatformContext
 from components.envoy import (
     ACM_PCA_END_ENTITY_TEMPLATE_ARN,
@@ -45,9 +46,9 @@ from components.mesh import (
     pca_usage_mode,
     renewal_epoch,
 )
-from components.microservice import FargateMicroservice, FargateMicroserviceArgs
+from components.microservice import FargateMicroservice, FargateMicroserviceArgs, TaskRuntime
 from components.wiring import MeshConnections, MeshConnectionsArgs
-from model.config import ComputeConfig, DataConfig, MeshConfig, ObservabilityConfig, ServiceSizing
+from model.config import DataConfig, MeshConfig, ServiceSizing
 from model.errors import ConfigError
 from model.spec import ServiceSpec
 from offline.export import SECRET_SIG, SECRET_SIG_KEY
@@ -673,9 +674,15 @@ def test_a_microservice_built_with_the_attachment_runs_the_sidecar_and_registers
             FargateMicroserviceArgs(
                 spec=spec,
                 sizing=ServiceSizing(image="public.ecr.aws/docker/library/busybox:1.37"),
-                compute=ComputeConfig(),
-                data=DataConfig(),
-                observability=ObservabilityConfig(log_retention_days=7),
+                runtime=TaskRuntime(
+                    cpu_architecture="ARM64",
+                    capacity=[CapacityShare("FARGATE", 1)],
+                    log_retention_days=7,
+                    tracing=True,
+                    container_insights=True,
+                    execute_command=False,
+                ),
+                store_settings=DataConfig(),
                 vpc_id="vpc-0123456789abcdef0",
                 private_subnet_ids=["subnet-0a", "subnet-0b"],
                 isolated_subnet_ids=["subnet-1a", "subnet-1b"],

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from components.cluster import CapacityShare
 from components.context import PlatformContext
 from components.edge import EdgeListener
 from components.envoy import EDGE_PORT
@@ -26,10 +27,11 @@ from components.microservice import (
     FargateMicroservice,
     FargateMicroserviceArgs,
     MeshAttachment,
+    TaskRuntime,
     target_group_name,
 )
 from components.platform import PlatformInputs
-from model.config import ComputeConfig, DataConfig, ObservabilityConfig, ServiceSizing, parse_stack_config
+from model.config import DataConfig, ServiceSizing, parse_stack_config
 from model.errors import ConfigError
 from model.spec import DynamoStore, PostgresStore, SecretRef, ServiceSpec
 from offline.plan import Plan, PlannedResource
@@ -480,13 +482,22 @@ def test_target_group_names_fit_and_change_with_the_port() -> None:
 # --- focused component runs -------------------------------------------------------------------------
 
 
+RUNTIME = TaskRuntime(
+    cpu_architecture="X86_64",
+    capacity=[CapacityShare("FARGATE_SPOT", 1)],
+    log_retention_days=7,
+    tracing=True,
+    container_insights=True,
+    execute_command=False,
+)
+
+
 def make_args(spec: ServiceSpec, **overrides: Any) -> FargateMicroserviceArgs:
     args = FargateMicroserviceArgs(
         spec=spec,
         sizing=ServiceSizing(image=spec.image or "public.ecr.aws/docker/library/busybox:1.37", cpu=256, memory=512),
-        compute=ComputeConfig(capacity="spot", cpu_architecture="X86_64"),
-        data=DataConfig(),
-        observability=ObservabilityConfig(log_retention_days=7),
+        runtime=RUNTIME,
+        store_settings=DataConfig(),
         vpc_id="vpc-0123456789abcdef0",
         private_subnet_ids=["subnet-0a", "subnet-0b"],
         isolated_subnet_ids=["subnet-1a", "subnet-1b"],
@@ -606,7 +617,7 @@ def test_attachments_wire_grants_routes_and_mesh_sidecars() -> None:
 
 def test_tracing_off_drops_the_daemon_and_its_grant() -> None:
     spec = ServiceSpec(name="quiet", description="no tracing", image="public.ecr.aws/docker/library/busybox:1.37")
-    args = make_args(spec, observability=ObservabilityConfig(tracing=False))
+    args = make_args(spec, runtime=replace(RUNTIME, tracing=False))
     plan = run_component(lambda: FargateMicroservice("ms-test-quiet", args, CONTEXT))
     assert [c["name"] for c in containers(only(plan, TASK_DEF))] == [APP_CONTAINER]
     assert plan.of_type(ROLE_POLICY) and all(

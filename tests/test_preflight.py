@@ -428,12 +428,17 @@ def _ledger_plan(**overrides: Any) -> Plan:
 
 
 def test_program_change_arm64_on_spot_is_caught_even_without_config_validation() -> None:
+    from dataclasses import replace
+
+    from components.cluster import capacity_strategy
     from model.config import ComputeConfig
+    from tests.test_microservice import RUNTIME
 
     # model_construct skips the validator, as a program that built its own config would.
     compute = ComputeConfig.model_construct(**{**ComputeConfig().model_dump(), "capacity": "spot"})
     assert compute.cpu_architecture == "ARM64"
-    plan = _ledger_plan(compute=compute)
+    runtime = replace(RUNTIME, cpu_architecture=compute.cpu_architecture, capacity=capacity_strategy(compute))
+    plan = _ledger_plan(runtime=runtime)
     findings = run_preflight(plan).certain
     assert [f.rule for f in findings] == ["fargate-spot-arm64"], findings
     assert findings[0].urn.endswith("aws:ecs/service:Service::ms-test-ledger-service"), findings[0].urn

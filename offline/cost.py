@@ -244,6 +244,10 @@ class _Pricer:
             return str(tags["Service"])
         return "platform"
 
+    def usage_line(self, resource: PlannedResource, usage_key: str, what: str, key: str) -> None:
+        """A line priced on one usage assumption as it is: "<usage> <what>" (`5 million requests`)."""
+        self.line(resource, f"{self.usage[usage_key]:g} {what}", float(self.usage[usage_key]), key)
+
     def line(self, resource: PlannedResource, item: str, quantity: float, key: str) -> None:
         if key not in self.prices:
             self.estimate.unknown.setdefault(f"{resource.type} (no price '{key}' in the table)", []).append(
@@ -371,19 +375,9 @@ def _dynamodb(p: _Pricer, r: PlannedResource) -> None:
         p.estimate.unknown.setdefault(f"{r.type} (provisioned capacity)", []).append(r.urn)
         return
     u = p.usage
-    p.line(
-        r,
-        f"{u['dynamodbWriteMillions']:g} million on-demand writes",
-        float(u["dynamodbWriteMillions"]),
-        "dynamodb.on_demand.write_million",
-    )
-    p.line(
-        r,
-        f"{u['dynamodbReadMillions']:g} million on-demand reads",
-        float(u["dynamodbReadMillions"]),
-        "dynamodb.on_demand.read_million",
-    )
-    p.line(r, f"{u['dynamodbStorageGb']:g} GB stored", float(u["dynamodbStorageGb"]), "dynamodb.storage.gb_month")
+    p.usage_line(r, "dynamodbWriteMillions", "million on-demand writes", "dynamodb.on_demand.write_million")
+    p.usage_line(r, "dynamodbReadMillions", "million on-demand reads", "dynamodb.on_demand.read_million")
+    p.usage_line(r, "dynamodbStorageGb", "GB stored", "dynamodb.storage.gb_month")
     if (r.inputs.get("pointInTimeRecovery") or {}).get("enabled"):
         p.line(
             r,
@@ -455,33 +449,18 @@ def _waf(p: _Pricer, r: PlannedResource) -> None:
     rules = len(r.inputs.get("rules") or [])
     p.line(r, "web ACL", 1, "waf.web_acl_month")
     p.line(r, f"{rules} rules", rules, "waf.rule_month")
-    p.line(
-        r,
-        f"{p.usage['wafRequestsMillions']:g} million requests",
-        float(p.usage["wafRequestsMillions"]),
-        "waf.requests_million",
-    )
+    p.usage_line(r, "wafRequestsMillions", "million requests", "waf.requests_million")
 
 
 def _http_api(p: _Pricer, r: PlannedResource) -> None:
     if r.inputs.get("protocolType", "HTTP") != "HTTP":
         p.estimate.unknown.setdefault(f"{r.type} ({r.inputs.get('protocolType')})", []).append(r.urn)
         return
-    p.line(
-        r,
-        f"{p.usage['apiRequestsMillions']:g} million HTTP API requests",
-        float(p.usage["apiRequestsMillions"]),
-        "apigw.http.requests_million",
-    )
+    p.usage_line(r, "apiRequestsMillions", "million HTTP API requests", "apigw.http.requests_million")
 
 
 def _bus(p: _Pricer, r: PlannedResource) -> None:
-    p.line(
-        r,
-        f"{p.usage['eventsMillions']:g} million custom events",
-        float(p.usage["eventsMillions"]),
-        "eventbridge.custom_events_million",
-    )
+    p.usage_line(r, "eventsMillions", "million custom events", "eventbridge.custom_events_million")
 
 
 def _archive(p: _Pricer, r: PlannedResource) -> None:
@@ -494,21 +473,11 @@ def _queue(p: _Pricer, r: PlannedResource) -> None:
     if (r.inputs.get("tags") or {}).get("QueueRole") == "dead-letter":
         p.line(r, "dead-letter queue, no traffic assumed", 0, "sqs.standard.requests_million")
         return
-    p.line(
-        r,
-        f"{p.usage['sqsRequestsMillions']:g} million requests",
-        float(p.usage["sqsRequestsMillions"]),
-        "sqs.standard.requests_million",
-    )
+    p.usage_line(r, "sqsRequestsMillions", "million requests", "sqs.standard.requests_million")
 
 
 def _topic(p: _Pricer, r: PlannedResource) -> None:
-    p.line(
-        r,
-        f"{p.usage['snsPublishesMillions']:g} million publishes",
-        float(p.usage["snsPublishesMillions"]),
-        "sns.publish_million",
-    )
+    p.usage_line(r, "snsPublishesMillions", "million publishes", "sns.publish_million")
 
 
 def _lambda(p: _Pricer, r: PlannedResource) -> None:

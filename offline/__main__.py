@@ -42,9 +42,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from offline.exitcodes import BUG_REPORT, ExitCode, worst
+
+if TYPE_CHECKING:
+    from offline.plan import Plan
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -396,27 +399,30 @@ def _cost_summary(result: object) -> str:
         return f"Estimated cost: not available ({exc})"
 
 
-def _policy_check(args: argparse.Namespace) -> ExitCode:
+def _plan_file(args: argparse.Namespace, out: TextIO) -> Plan | None:
+    """The plan saved in `--file` (announced on `out`), or None after one error line on stderr."""
     from offline.export import PlanFileError, load_plan
 
     try:
         plan = load_plan(args.file)
     except PlanFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+    print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}", file=out)
+    return plan
+
+
+def _policy_check(args: argparse.Namespace) -> ExitCode:
+    plan = _plan_file(args, _human(args))
+    if plan is None:
         return ExitCode.INPUT
-    print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}", file=_human(args))
     return _check_policies(plan, args.policy_pack or Path("policies"), args)
 
 
 def _preflight_file(args: argparse.Namespace) -> ExitCode:
-    from offline.export import PlanFileError, load_plan
-
-    try:
-        plan = load_plan(args.file)
-    except PlanFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    plan = _plan_file(args, sys.stdout)
+    if plan is None:
         return ExitCode.INPUT
-    print(f"Checking {len(plan.resources)} resources of stack {plan.stack!r} from {args.file}")
     return _check_preflight(plan, sys.stdout)
 
 

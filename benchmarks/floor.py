@@ -4,8 +4,8 @@
 
 `PLAN.json` is a stack's `python -m offline preview --export` file. This process imports the same
 `pulumi_aws`/`pulumi_awsx`/`pulumi_tls` classes the program used (each type token is looked up in the
-providers' own resource-module tables, so the same service modules load lazily as in the program), then,
-under the same runtime (`offline.runtime.run_function`: the recording MockMonitor, `AwsMocks`, the same
+providers' own resource-module tables, with `components.sdk_imports` installed as in the program, so the
+same modules load), then, under the same runtime (`offline.runtime.run_function`: the recording MockMonitor, `AwsMocks`, the same
 garbage-collector settings), constructs every resource of the plan with its class and its recorded
 inputs, and every component as a plain `ComponentResource` of its type. Flat: no parents, no explicit
 providers, no dependencies, no program logic (no config, no specs, no `apply`). What remains is what the
@@ -129,6 +129,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    # The program loads only the pulumi_aws modules it uses (components/sdk_imports.py): so does the floor.
+    from components import sdk_imports
+
+    sdk_imports.install()
     from offline.export import load_plan
     from offline.runtime import read_stack_files, run_function
 

@@ -13,7 +13,8 @@ owner's, exactly like the stores the service declares itself.
 
 What the three share is declared here, once, beside `PatternContext`: `logged_role` (a log group
 encrypted with the platform key + a role one service may assume), `encrypted_log_group`,
-`dead_letter_queue` and `queue_with_dlq` (encrypted, TLS-only, redrive allowed from its queue only).
+`dead_letter_queue`, `queue_with_dlq` (encrypted, TLS-only, redrive allowed from its queue only)
+and `tls_only` (a queue policy that only denies requests without TLS).
 They declare under the names the components always used (`{name}-logs`, `{name}-role`, `{name}-dlq`,
 ...), so the URNs did not change when they moved here.
 """
@@ -127,6 +128,16 @@ def tls_only_queue_policy(queue_arn: str) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [deny_insecure_transport(queue_arn, "sqs:*")]}
 
 
+def tls_only(resource_name: str, queue: aws.sqs.Queue, *, parent: pulumi.Resource) -> aws.sqs.QueuePolicy:
+    """The queue's policy when nobody but its owner's roles uses it: TLS only (`tls_only_queue_policy`)."""
+    return aws.sqs.QueuePolicy(
+        resource_name,
+        queue_url=queue.url,
+        policy=queue.arn.apply(lambda arn: json.dumps(tls_only_queue_policy(arn))),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def dead_letter_queue(
     ctx: PatternContext, name: str, *, queue_name: str | None, tags: Mapping[str, str], parent: pulumi.Resource
 ) -> aws.sqs.Queue:
@@ -141,12 +152,7 @@ def dead_letter_queue(
         tags={**tags, "QueueRole": "dead-letter"},
         opts=child,
     )
-    aws.sqs.QueuePolicy(
-        f"{name}-dlq-policy",
-        queue_url=dlq.url,
-        policy=dlq.arn.apply(lambda arn: json.dumps(tls_only_queue_policy(arn))),
-        opts=child,
-    )
+    tls_only(f"{name}-dlq-policy", dlq, parent=parent)
     return dlq
 
 

@@ -42,7 +42,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import allow, policy_document
-from components.patterns import PatternContext, logged_role, queue_with_dlq, tls_only_queue_policy
+from components.patterns import PatternContext, logged_role, queue_with_dlq, tls_only
 from model.spec import Saga as SagaSpec
 from model.spec import SagaCommand, SagaStep
 
@@ -296,12 +296,7 @@ class SagaParticipant(pulumi.ComponentResource):
             queue_tags={"QueueRole": "saga-commands", "Commands": " ".join(args.commands)[:256]},
             parent=self,
         )
-        aws.sqs.QueuePolicy(
-            f"{name}-queue-policy",
-            queue_url=queue.url,
-            policy=queue.arn.apply(lambda arn: json.dumps(tls_only_queue_policy(arn))),
-            opts=child,
-        )
+        tls_only(f"{name}-queue-policy", queue, parent=self)
         aws.iam.RolePolicy(
             f"{name}-grants",
             role=args.task_role_name,

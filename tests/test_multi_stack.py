@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -211,3 +212,73 @@ def test_make_preview_all_and_ci_run_preview_every_stack_in_one_command() -> Non
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make preview-all" in ci
     assert "make preview STACK" not in ci, "one command previews every stack"
+
+
+def test_a_stacks_policy_check_runs_beside_the_next_program_and_sections_print_in_stack_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`_preview`'s pipeline, with the program and the check replaced by fakes that record when they run:
+    the check of one stack overlaps the next stack's program, checks run one at a time in stack order,
+    each stack's section is printed whole and in order, and the GIL switch interval is lowered only
+    while checks can run beside a program."""
+    import threading
+    import time
+
+    import offline.__main__ as cli_main
+
+    events: list[tuple[str, str, float]] = []
+    intervals: list[float] = []
+    default_interval = sys.getswitchinterval()
+
+    class FakePolicy:
+        def __init__(self, *args: object) -> None:
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def fake_run(args: object, stack: str, several: bool, out: object) -> tuple[object, object, float]:
+        events.append(("run-start", stack, time.perf_counter()))
+        print(f"program output of {stack}", file=out)  # type: ignore[call-overload]
+        time.sleep(0.3)
+        events.append(("run-end", stack, time.perf_counter()))
+        return cli_main.StackOutcome(stack, cli_main.ExitCode.OK, resources=1), object(), time.perf_counter()
+
+    def fake_check(
+        args: object,
+        outcome: cli_main.StackOutcome,
+        result: object,
+        started: float,
+        several: bool,
+        policy: object,
+        out: object,
+    ) -> cli_main.StackOutcome:
+        assert threading.current_thread() is not threading.main_thread()
+        intervals.append(sys.getswitchinterval())
+        events.append(("check-start", outcome.stack, time.perf_counter()))
+        time.sleep(0.5 if outcome.stack == "dev" else 0.05)  # the first check is the slowest
+        print(f"policy report of {outcome.stack}", file=out)  # type: ignore[call-overload]
+        events.append(("check-end", outcome.stack, time.perf_counter()))
+        return outcome
+
+    monkeypatch.setattr(cli_main, "_run_stack", fake_run)
+    monkeypatch.setattr(cli_main, "_check_stack", fake_check)
+    monkeypatch.setattr(cli_main, "_Policy", FakePolicy)
+    assert main(["preview", "--stack", "dev", "--stack", "prod", "--stack", "staging"]) == 0
+    out = capsys.readouterr().out
+
+    when = {(kind, stack): at for kind, stack, at in events}
+    assert when[("check-start", "dev")] < when[("run-end", "prod")], "dev's check overlaps prod's program"
+    order = [stack for kind, stack, _ in events if kind == "check-start"]
+    assert order == ["dev", "prod", "staging"]
+    for earlier, later in itertools.pairwise(order):
+        assert when[("check-end", earlier)] <= when[("check-start", later)], "one check at a time"
+    # Whole sections, in stack order, although prod's program printed while dev was still checked.
+    positions = [
+        out.index(text)
+        for stack in ("dev", "prod", "staging")
+        for text in (f"stack {stack} ", f"program output of {stack}", f"policy report of {stack}")
+    ]
+    assert positions == sorted(positions), out
+    assert intervals and all(i == pytest.approx(cli_main.SWITCH_INTERVAL_WHILE_CHECKING) for i in intervals)
+    assert sys.getswitchinterval() == default_interval

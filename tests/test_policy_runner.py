@@ -418,3 +418,35 @@ def test_non_python_pack_is_refused_before_starting_anything(tmp_path: Path) -> 
     pack = write_pack(tmp_path / "node", "", runtime="nodejs")
     with pytest.raises(PolicyPackError, match="runtime 'nodejs' is not supported offline"):
         run_policy_pack(make_plan(), pack)
+
+
+def test_resources_checked_several_at_a_time_report_as_one_after_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner keeps up to RESOURCE_CALLS_IN_FLIGHT resources' calls in flight; the report must be
+    the one a resource-after-resource run gives, in plan order."""
+    from offline.policy import runner
+
+    plan = make_plan()
+    for i in range(40):  # every third public: violations from many resources, spread over the plan
+        acl = "public-read" if i % 3 == 0 else "private"
+        plan.resources.append(
+            PlannedResource(
+                urn=f"{PREFIX}aws:s3/bucket:Bucket::bucket-{i}",
+                type="aws:s3/bucket:Bucket",
+                name=f"bucket-{i}",
+                custom=True,
+                parent=STACK_URN,
+                inputs={"acl": acl},
+                outputs={"acl": acl, "arn": f"arn:aws:s3:::bucket-{i}"},
+            )
+        )
+    reports = {}
+    for in_flight in (1, 4):
+        monkeypatch.setattr(runner, "RESOURCE_CALLS_IN_FLIGHT", in_flight)
+        reports[in_flight] = run_policy_pack(plan, TINY, config={"stack-size": {"maxResources": 3}}, timeout=30)
+    one, several = reports[1], reports[4]
+    assert [(v.policy_name, v.urn, v.message) for v in several.violations] == [
+        (v.policy_name, v.urn, v.message) for v in one.violations
+    ]
+    assert several.not_applicable == one.not_applicable
+    public = [v.urn.rsplit("::", 1)[1] for v in several.violations if v.policy_name == "no-public-buckets"]
+    assert public == ["assets", *(f"bucket-{i}" for i in range(0, 40, 3))]

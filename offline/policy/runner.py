@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from offline.plan import Plan
+from offline.plan import Plan, PlannedResource
 from offline.policy.config import (
     PolicyProject,
     load_policy_project,
@@ -40,6 +41,10 @@ from offline.policy.report import (
     PolicyViolation,
     root_stack_urn,
 )
+
+RESOURCE_CALLS_IN_FLIGHT = 4
+"""Resources whose Remediate/Analyze calls may be in flight at once (the Python policy SDK's gRPC server
+runs 4 worker threads: `pulumi_policy/policy.py`, `futures.ThreadPoolExecutor(max_workers=4)`)."""
 
 
 class _Analyzer:
@@ -292,12 +297,26 @@ def _analyze(
         )
 
     by_urn = plan.by_urn()
-    for resource in plan.resources:
-        # First pass: remediations transform the inputs that the analysis then sees.
-        inputs: Mapping[str, Any] = resource.inputs
+
+    def check_resource(resource: PlannedResource) -> tuple[Any, Any]:
+        """Remediate, then Analyze with the remediated inputs: the engine's two calls for one resource."""
         remediated = analyzer.call(
             "Remediate", build_analyze_request(resource, by_urn, skip_internal_keys=False), optional=True
         )
+        inputs: Mapping[str, Any] = resource.inputs
+        if remediated is not None:
+            for item in remediated.remediations:
+                if not item.diagnostic and item.HasField("properties"):
+                    inputs = json_format.MessageToDict(item.properties)
+        return remediated, analyzer.call("Analyze", build_analyze_request(resource, by_urn, properties=inputs))
+
+    # The resources are independent until AnalyzeStack, so up to RESOURCE_CALLS_IN_FLIGHT of them are
+    # checked at once: the pack's gRPC server has as many worker threads (pulumi_policy serves with 4),
+    # and the round trips, not the pack's work, were most of the time. Results are read in plan order,
+    # so the report is the same as one resource after another.
+    with ThreadPoolExecutor(max_workers=RESOURCE_CALLS_IN_FLIGHT, thread_name_prefix="policy-call") as calls:
+        checked = list(calls.map(check_resource, plan.resources))
+    for resource, (remediated, response) in zip(plan.resources, checked, strict=True):
         if remediated is not None:
             for item in remediated.remediations:
                 if item.diagnostic:
@@ -314,11 +333,9 @@ def _analyze(
                         )
                     )
                 elif item.HasField("properties"):
-                    inputs = json_format.MessageToDict(item.properties)
                     report.remediations.append(
                         PolicyRemediation(item.policyName, item.policyPackName, version, resource.urn, item.description)
                     )
-        response = analyzer.call("Analyze", build_analyze_request(resource, by_urn, properties=inputs))
         # The engine files every diagnostic of Analyze under the resource it analyzed.
         report.violations.extend(violation(d, resource.urn) for d in response.diagnostics)
         report.not_applicable.extend(

@@ -261,7 +261,8 @@ def _preview(args: argparse.Namespace) -> ExitCode:
     try:
         for stack in stacks:
             if checker is None:
-                outcomes.append(_check_stack(args, *_run_stack(args, stack, several, out), several, policy, out))
+                # One stack: its report goes where `--format` says (JSON/SARIF on stdout), not into `out`.
+                outcomes.append(_check_stack(args, *_run_stack(args, stack, several, out), several, policy, None))
                 continue
             section = io.StringIO()
             print(f"{'=' * 30} stack {stack} {'=' * 30}\n", file=section)
@@ -304,7 +305,7 @@ class _Policy:
         except (PolicyRunnerError, OfflineError) as exc:
             self.session, self.error = None, str(exc)
 
-    def check(self, plan: Any, output: Path | None, out: TextIO) -> tuple[ExitCode, Any]:
+    def check(self, plan: Any, output: Path | None, out: TextIO | None) -> tuple[ExitCode, Any]:
         from offline.policy import PolicyRunnerError
 
         if self.session is None and self.error is None:
@@ -378,10 +379,11 @@ def _check_stack(
     started: float,
     several: bool,
     policy: _Policy | None,
-    out: TextIO,
+    out: TextIO | None,
 ) -> StackOutcome:
-    """The policy pack over one stack's plan (if it ran and the pack is on), printed on `out`; the outcome
-    with its counts and its seconds (from the start of its program to the end of its check)."""
+    """The policy pack over one stack's plan (if it ran and the pack is on), printed on `out` (a stack's
+    section; None: as `_emit_policy_report` prints for one stack); the outcome with its counts and its
+    seconds (from the start of its program to the end of its check)."""
     if result is not None and policy is not None:
         output = _output_path(None if args.output is None else str(args.output), outcome.stack, several, "--output")
         status, report = policy.check(result.plan, output, out)

@@ -114,6 +114,17 @@ class StoreBinding:
 
 
 @dataclass(frozen=True)
+class StoreNetwork:
+    """Where a store with a network surface (PostgreSQL, Valkey) lives and who may reach it."""
+
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[str]]
+    """ISOLATED subnets (no route to the internet)."""
+    owner_security_group_id: pulumi.Input[str]
+    """The only security group admitted to the store's port."""
+
+
+@dataclass(frozen=True)
 class DataStoreArgs:
     """What one store needs beyond the shared facts (environment, region, tags and the platform key
     come from the `PlatformContext` every store is given after its args)."""
@@ -123,11 +134,17 @@ class DataStoreArgs:
     data: DataConfig
     """The stack's `data` section: sizes, Multi-AZ, backups, protection, engine version (all of it is theirs)."""
     log_retention_days: int
-    vpc_id: pulumi.Input[str]
-    subnet_ids: pulumi.Input[Sequence[str]]
-    """ISOLATED subnets (no route to the internet)."""
-    owner_security_group_id: pulumi.Input[str]
-    """The only security group admitted to the store's port."""
+    network: StoreNetwork | None = None
+    """Required by the stores in the VPC (PostgreSQL, Valkey); DynamoDB has no network surface, so a
+    Lambda service (outside the VPC, DynamoDB only: `services._check_kind_fields`) passes none."""
+
+    def in_vpc(self, what: str) -> StoreNetwork:
+        """The network of a store that lives in the VPC; a store declared without one is a program error."""
+        if self.network is None:
+            raise ValueError(
+                f"{what} store of {self.owner!r}: DataStoreArgs.network is required (VPC, subnets, owner SG)"
+            )
+        return self.network
 
 
 def keeps_final_snapshot(data: DataConfig, context: PlatformContext) -> bool:
@@ -150,9 +167,10 @@ class _StoreComponent(pulumi.ComponentResource):
         self, name: str, args: DataStoreArgs, tags: Mapping[str, str], port: int, what: str
     ) -> aws.ec2.SecurityGroup:
         """A security group that admits `port` from the owner's security group only, and no egress."""
+        network = args.in_vpc(what)
         group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            vpc_id=args.vpc_id,
+            vpc_id=network.vpc_id,
             description=ec2_description(f"{what} owned by {args.owner}: port {port} from the owner only"),
             tags={**tags, "Name": f"{name}-sg"},
             opts=pulumi.ResourceOptions(parent=self),
@@ -160,7 +178,7 @@ class _StoreComponent(pulumi.ComponentResource):
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-from-owner",
             security_group_id=group.id,
-            referenced_security_group_id=args.owner_security_group_id,
+            referenced_security_group_id=network.owner_security_group_id,
             ip_protocol="tcp",
             from_port=port,
             to_port=port,
@@ -187,9 +205,10 @@ class PostgresDatabase(_StoreComponent):
         tags = context.with_tags(Service=args.owner, DataStore=store.name)
         data = args.data
         group = self._security_group(name, args, tags, POSTGRES_PORT, "PostgreSQL")
+        network = args.in_vpc("PostgreSQL")
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets",
-            subnet_ids=args.subnet_ids,
+            subnet_ids=network.subnet_ids,
             description=f"{store.name}: isolated subnets",
             tags=tags,
             opts=child,
@@ -366,9 +385,10 @@ class RedisCache(_StoreComponent):
         tags = context.with_tags(Service=args.owner, DataStore=store.name)
         data = args.data
         group = self._security_group(name, args, tags, VALKEY_PORT, "Valkey")
+        network = args.in_vpc("Valkey")
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-subnets",
-            subnet_ids=args.subnet_ids,
+            subnet_ids=network.subnet_ids,
             description=f"{store.name}: isolated subnets",
             tags=tags,
             opts=child,

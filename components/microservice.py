@@ -36,7 +36,14 @@ import pulumi_aws as aws
 
 from components.cluster import CapacityShare
 from components.context import PlatformContext
-from components.datastores import ContainerSecret, DataStore, DataStoreArgs, StoreBinding, create_store
+from components.datastores import (
+    ContainerSecret,
+    DataStore,
+    DataStoreArgs,
+    StoreBinding,
+    StoreNetwork,
+    create_store,
+)
 from components.edge import EdgeAttachment, EdgeListener, path_patterns
 from components.iam import Statement, allow, policy_document
 from model.config import DataConfig, DeploymentStrategy, ServiceSizing
@@ -417,9 +424,9 @@ class FargateMicroservice(pulumi.ComponentResource):
             owner=args.spec.name,
             data=args.store_settings,
             log_retention_days=args.runtime.log_retention_days,
-            vpc_id=args.vpc_id,
-            subnet_ids=args.isolated_subnet_ids,
-            owner_security_group_id=self.security_group_id,
+            network=StoreNetwork(
+                vpc_id=args.vpc_id, subnet_ids=args.isolated_subnet_ids, owner_security_group_id=self.security_group_id
+            ),
         )
         return {
             store.name: create_store(f"{self._name}-{store.name}", store, store_args, self._context, self._child())

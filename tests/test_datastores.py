@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.context import PlatformContext
-from components.datastores import DataStoreArgs, PostgresDatabase, supports_performance_insights
+from components.datastores import DataStoreArgs, PostgresDatabase, StoreNetwork, supports_performance_insights
 from model.config import DataConfig
 from model.spec import PostgresStore
 from offline.plan import Plan, PlannedResource
@@ -207,9 +207,11 @@ def _postgres_plan(data: DataConfig, environment: str) -> Plan:
         owner="books",
         data=data,
         log_retention_days=7,
-        vpc_id="vpc-0123456789abcdef0",
-        subnet_ids=["subnet-1a", "subnet-1b"],
-        owner_security_group_id="sg-0owner00000000000",
+        network=StoreNetwork(
+            vpc_id="vpc-0123456789abcdef0",
+            subnet_ids=["subnet-1a", "subnet-1b"],
+            owner_security_group_id="sg-0owner00000000000",
+        ),
     )
     context = PlatformContext(
         environment=environment,
@@ -237,3 +239,10 @@ def test_deletion_protected_non_prod_store_still_keeps_a_final_snapshot() -> Non
     assert db.inputs["skipFinalSnapshot"] is False, db.urn
     assert db.inputs["finalSnapshotIdentifier"] == "ms-staging-books-books-db-final", db.urn
     assert db.protect is False, f"{db.urn}: protect follows protectResources only"
+
+
+def test_a_store_in_the_vpc_without_a_network_is_refused_before_any_resource() -> None:
+    """DynamoDB needs no network (a Lambda's tables pass none); PostgreSQL and Valkey must be given one."""
+    args = DataStoreArgs(owner="books", data=DataConfig(), log_retention_days=7)
+    with pytest.raises(ValueError, match=r"PostgreSQL store of 'books': DataStoreArgs\.network is required"):
+        args.in_vpc("PostgreSQL")

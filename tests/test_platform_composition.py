@@ -143,7 +143,8 @@ def test_a_second_lambda_service_comes_from_its_spec_file_alone(audit_service: P
     assert table.outputs["arn"] in granted, grants
     # It publishes: the bus policy names its role for its own source and detail-type only.
     bus_policy = json.loads(only(plan, "aws:cloudwatch/eventBusPolicy:EventBusPolicy").inputs["policy"])
-    role = next(r for r in own if r.type == "aws:iam/role:Role")
+    # The function's own role (the Lambda also has a CodeDeploy role; registration order varies).
+    [role] = [r for r in own if r.type == "aws:iam/role:Role" and r.name == "ms-dev-audit-role"]
     [publish] = [s for s in bus_policy["Statement"] if s["Sid"] == "PublishAudit"]
     assert publish["Principal"] == {"AWS": role.outputs["arn"]}, publish
     assert publish["Condition"]["StringEquals"]["events:source"] == "microservices.audit", publish

@@ -133,8 +133,10 @@ def _make_recording_monitor(
                     id=response.id,
                     inputs=inputs,
                     outputs=outputs,
-                    dependencies=list(request.dependencies),
-                    property_dependencies={k: list(v.urns) for k, v in sorted(request.propertyDependencies.items())},
+                    # The SDK collects dependencies in sets, so their order changes with the string hash
+                    # seed from run to run; sorted, two previews of one program export the same lists.
+                    dependencies=sorted(request.dependencies),
+                    property_dependencies={k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())},
                     remote=bool(request.remote),
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),

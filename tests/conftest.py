@@ -4,7 +4,7 @@ run a single component under the same recording mock runtime."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -163,6 +163,15 @@ def only(plan: Plan, type_token: str, name: str | None = None) -> PlannedResourc
     """The single resource of a type (and name suffix), with a helpful failure listing what exists."""
     matches = [r for r in plan.of_type(type_token) if name is None or r.name.endswith(name)]
     assert len(matches) == 1, f"expected one {type_token} {name or ''}, got {[r.urn for r in matches]}"
+    return matches[0]
+
+
+def single(resources: Iterable[PlannedResource], what: str) -> PlannedResource:
+    """The one resource a selection (by type, name, parent, output...) finds. Never take "the first"
+    match instead: resources register concurrently, so plan order varies from run to run, and a
+    selection that can match two resources would pick either one."""
+    matches = list(resources)
+    assert len(matches) == 1, f"expected one {what}, got {[r.urn for r in matches]}"
     return matches[0]
 
 

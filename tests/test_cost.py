@@ -18,7 +18,7 @@ from offline import cost
 from offline.__main__ import main
 from offline.export import preview_json, write_json
 from offline.plan import Plan, PlannedResource
-from tests.conftest import preview
+from tests.conftest import only, preview
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_unknown_types_are_listed_never_priced_at_zero() -> None:
         parent=stack_urn,
     )
     plan.resources.append(strange)
-    rds = next(r for r in plan.resources if r.type == "aws:rds/instance:Instance")
+    rds = only(plan, "aws:rds/instance:Instance", "ms-dev-user-users-db")
     rds.inputs = {**rds.inputs, "instanceClass": "db.x9.huge"}
     before = _estimate("dev")
     after = _estimate("dev", plan)

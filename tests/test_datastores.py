@@ -10,7 +10,7 @@ from model.config import DataConfig
 from model.spec import PostgresStore
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from tests.conftest import children_of, only, preview, run_component
+from tests.conftest import children_of, only, preview, run_component, single
 
 SERVICE = "microservices:service:FargateMicroservice"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -70,7 +70,9 @@ def test_store_security_groups_admit_only_their_owner(env: str) -> None:
     assert len(store_groups) == 3, [g.urn for g in store_groups]  # two databases and the cache
     for group in store_groups:
         owner = owner_of(plan, group)
-        owner_sg = next(r for r in children_of(plan, owner.urn) if r.type == SECURITY_GROUP)
+        owner_sg = single(
+            (r for r in children_of(plan, owner.urn) if r.type == SECURITY_GROUP), f"group of {owner.urn}"
+        )
         port = 5432 if parent_of(plan, group).type == STORE_TYPES["postgres"] else 6379
         ingress = [r for r in plan.of_type(INGRESS) if group.urn in r.property_dependencies.get("securityGroupId", [])]
         assert len(ingress) == 1, f"{group.urn}: ingress rules {[r.urn for r in ingress]}"

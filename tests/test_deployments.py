@@ -44,7 +44,7 @@ from components.notification import codedeploy_config_name
 from model.config import parse_stack_config
 from model.errors import ConfigError
 from offline.plan import Plan, PlannedResource
-from tests.conftest import preview
+from tests.conftest import preview, single
 from tests.policy_fixtures import make, tags
 
 ECS_SERVICE = "aws:ecs/service:Service"
@@ -246,32 +246,37 @@ def test_a_bad_strategy_stops_the_offline_preview_before_any_resource(tmp_path: 
 )
 def test_notification_lambda_shifts_its_live_alias_through_codedeploy_with_alarm_rollback(env: str, shift: str) -> None:
     plan = preview(env).plan
-    function = next(r for r in plan.of_type("aws:lambda/function:Function") if "notification" in r.name)
+    function = single((r for r in plan.of_type("aws:lambda/function:Function") if "notification" in r.name), "function")
     mine = function.parent
     assert function.inputs["publish"] is True
-    alias = next(r for r in plan.of_type("aws:lambda/alias:Alias") if r.parent == function.parent)
+    alias = single((r for r in plan.of_type("aws:lambda/alias:Alias") if r.parent == mine), "alias")
     assert alias.inputs["name"] == "live"
     assert alias.inputs["functionName"] == function.outputs["name"]
     assert alias.inputs["functionVersion"] == function.outputs["version"] == "1"
     # Every trigger goes through the alias, so the shift applies to all traffic.
-    mapping = next(r for r in plan.of_type("aws:lambda/eventSourceMapping:EventSourceMapping") if r.parent == mine)
+    mapping = single(
+        (r for r in plan.of_type("aws:lambda/eventSourceMapping:EventSourceMapping") if r.parent == mine), "mapping"
+    )
     assert mapping.inputs["functionName"] == alias.outputs["arn"]
     targets = [t for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget") if "-notification-" in t.name]
     direct = [t for t in targets if t.inputs["arn"].startswith("arn:aws:lambda:")]
     assert direct and all(t.inputs["arn"] == alias.outputs["arn"] for t in direct)
     permissions = [p for p in plan.of_type("aws:lambda/permission:Permission") if "-notification-" in p.name]
     assert permissions and all(p.inputs["qualifier"] == "live" for p in permissions)
-    invoke_config = next(
-        r for r in plan.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig") if r.parent == mine
+    invoke_config = single(
+        (r for r in plan.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig") if r.parent == mine),
+        "invoke config",
     )
     assert invoke_config.inputs["qualifier"] == "live"
-    group = next(r for r in plan.of_type("aws:codedeploy/deploymentGroup:DeploymentGroup") if r.parent == mine)
+    group = single(
+        (r for r in plan.of_type("aws:codedeploy/deploymentGroup:DeploymentGroup") if r.parent == mine), "group"
+    )
     assert group.inputs["deploymentConfigName"] == f"CodeDeployDefault.Lambda{shift}"
     assert group.inputs["deploymentStyle"] == {
         "deploymentOption": "WITH_TRAFFIC_CONTROL",
         "deploymentType": "BLUE_GREEN",
     }
-    alarm = next(r for r in plan.of_type(ALARM) if r.name.endswith("-live-errors") and r.parent == mine)
+    alarm = single((r for r in plan.of_type(ALARM) if r.name.endswith("-live-errors") and r.parent == mine), "alarm")
     assert group.inputs["alarmConfiguration"] == {"alarms": [alarm.inputs["name"]], "enabled": True}
     assert alarm.inputs["dimensions"] == {
         "FunctionName": function.outputs["name"],
@@ -282,7 +287,7 @@ def test_notification_lambda_shifts_its_live_alias_through_codedeploy_with_alarm
         "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"],
     }
     role = _by_output(plan, ROLE, "arn", group.inputs["serviceRoleArn"])
-    policy = next(r for r in plan.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == role.id)
+    policy = single((r for r in plan.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == role.id), "policy")
     statements = json.loads(policy.inputs["policy"])["Statement"]
     resources = {s["Sid"]: s["Resource"] for s in statements}
     assert resources == {
@@ -375,7 +380,7 @@ def test_the_real_prod_plan_passes_the_rule_and_a_variant_without_alarms_fails()
 
 
 def _envoy(plan: Plan, env: str, name: str) -> dict[str, Any]:
-    task = next(r for r in plan.of_type(TASK_DEFINITION) if r.parent.endswith(f"::ms-{env}-{name}"))
+    task = single((r for r in plan.of_type(TASK_DEFINITION) if r.parent.endswith(f"::ms-{env}-{name}")), name)
     return next(c for c in json.loads(task.inputs["containerDefinitions"]) if c["name"] == "envoy")
 
 

@@ -16,7 +16,7 @@ from offline import diagram
 from offline.plan import PlannedResource
 from offline.runtime import run_program
 from services import load_catalog
-from tests.conftest import ROOT, preview
+from tests.conftest import ROOT, only, preview
 
 
 def _mermaid(stack: str) -> str:
@@ -44,9 +44,7 @@ def test_every_stack_draws_the_call_graph_from_the_plan(stack: str) -> None:
         assert {e.target for e in graph.edges if e.source == alb and e.label == "TLS :15444"} == public
     assert f'  ms_{stack}_waf -->|"filters"| ms_{stack}_alb' in text
     assert f"  ms_{stack}_api --> ms_{stack}_vpc_link" in text
-    listener = next(
-        r for r in preview(stack).plan.of_type("aws:lb/listener:Listener") if r.name.endswith("api-alb-http")
-    )
+    listener = only(preview(stack).plan, "aws:lb/listener:Listener", f"ms-{stack}-api-alb-http")
     protocol, port = listener.inputs["protocol"], listener.inputs["port"]
     assert f'  ms_{stack}_vpc_link -->|"{protocol} :{port}"| ms_{stack}_api_alb' in text
 

@@ -36,7 +36,7 @@ from model.errors import ConfigError
 from model.spec import DynamoStore, PostgresStore, SecretRef, ServiceSpec
 from offline.plan import Plan, PlannedResource
 from services import load_catalog
-from tests.conftest import children_of, only, preview, run_component
+from tests.conftest import children_of, only, preview, run_component, single
 
 SERVICE = "microservices:service:FargateMicroservice"
 TASK_DEF = "aws:ecs/taskDefinition:TaskDefinition"
@@ -100,7 +100,7 @@ def secret_arn(value_from: str) -> str:
 
 def injected_secret_arns(plan: Plan, component: PlannedResource) -> set[str]:
     """Secrets the service's own task definition injects into any of its containers."""
-    task = next(r for r in children_of(plan, component.urn) if r.type == TASK_DEF)
+    task = single((r for r in children_of(plan, component.urn) if r.type == TASK_DEF), "task definition")
     return {secret_arn(s["valueFrom"]) for c in containers(task) for s in c.get("secrets", [])}
 
 
@@ -193,7 +193,7 @@ def test_ecs_service_deployment_and_network_settings(env: str) -> None:
     plan = preview(env).plan
     for name in FARGATE_SPECS:
         component = service_component(plan, env, name)
-        service = next(r for r in children_of(plan, component.urn) if r.type == ECS_SERVICE)
+        service = single((r for r in children_of(plan, component.urn) if r.type == ECS_SERVICE), "ECS service")
         inputs = service.inputs
         assert inputs["name"] == f"ms-{env}-{name}", service.urn
         assert inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}, service.urn
@@ -215,7 +215,8 @@ def test_ecs_service_deployment_and_network_settings(env: str) -> None:
 def test_task_definition_is_hardened_fargate(env: str) -> None:
     plan = preview(env).plan
     for name in FARGATE_SPECS:
-        task = next(r for r in children_of(plan, service_component(plan, env, name).urn) if r.type == TASK_DEF)
+        component = service_component(plan, env, name)
+        task = single((r for r in children_of(plan, component.urn) if r.type == TASK_DEF), "task definition")
         inputs = task.inputs
         assert inputs["networkMode"] == "awsvpc" and inputs["requiresCompatibilities"] == ["FARGATE"], task.urn
         cpu = "ARM64" if env == "prod" else "X86_64"
@@ -282,7 +283,7 @@ def test_secrets_reference_only_the_services_own_secrets(env: str) -> None:
     for name in FARGATE_SPECS:
         component = service_component(plan, env, name)
         own = own_data_arns(plan, component)
-        task = next(r for r in children_of(plan, component.urn) if r.type == TASK_DEF)
+        task = single((r for r in children_of(plan, component.urn) if r.type == TASK_DEF), "task definition")
         app = next(c for c in containers(task) if c["name"] == APP_CONTAINER)
         for secret in app.get("secrets", []):
             arn = secret_arn(secret["valueFrom"])
@@ -379,7 +380,9 @@ def test_service_security_group_admits_only_its_load_balancers(env: str) -> None
     service_groups = {r.urn for r in groups if plan.by_urn()[r.parent].type == SERVICE}
     for name in FARGATE_SPECS:
         component = service_component(plan, env, name)
-        sg = next(r for r in children_of(plan, component.urn) if r.type == "aws:ec2/securityGroup:SecurityGroup")
+        sg = single(
+            (r for r in children_of(plan, component.urn) if r.type == "aws:ec2/securityGroup:SecurityGroup"), "group"
+        )
         ingress = [r for r in plan.of_type(INGRESS) if r.property_dependencies.get("securityGroupId") == [sg.urn]]
         assert not any("cidrIpv4" in r.inputs or "cidrIpv6" in r.inputs for r in ingress), f"{sg.urn}: CIDR ingress"
         from_edge = [r for r in ingress if set(r.property_dependencies["referencedSecurityGroupId"]) & edge_groups]

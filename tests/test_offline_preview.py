@@ -78,6 +78,29 @@ def test_every_arn_in_every_output_is_well_formed(stack_plan: Plan) -> None:
             ), f"{r.urn}: {arn}"
 
 
+def test_recorded_dependency_lists_are_sorted_so_two_runs_export_the_same_lists() -> None:
+    """The SDK collects a resource's dependencies in sets, whose order follows the string hash seed of
+    each run; the recorder sorts them, so exports of one program differ at most in resource order."""
+
+    def program() -> None:
+        queues = [aws.sqs.Queue(f"q{i}") for i in range(12)]
+        aws.sqs.Queue(
+            "last",
+            tags=pulumi.Output.all(*[q.arn for q in queues]).apply(lambda arns: {"upstream": str(len(arns))}),
+            opts=pulumi.ResourceOptions(depends_on=queues[:6]),
+        )
+
+    plan = run_function(program).plan
+    [last] = [r for r in plan.resources if r.name == "last"]
+    queues = sorted(r.urn for r in plan.resources if r.type == "aws:sqs/queue:Queue" and r.name != "last")
+    assert len(queues) == 12
+    assert last.dependencies == queues, last.dependencies
+    assert last.property_dependencies["tags"] == queues, last.property_dependencies
+    for r in preview("dev").plan.resources:
+        assert r.dependencies == sorted(r.dependencies), r.urn
+        assert all(urns == sorted(urns) for urns in r.property_dependencies.values()), r.urn
+
+
 def test_recorder_keeps_parents_dependencies_and_property_dependencies(dev_plan: Plan) -> None:
     by_name = {(r.type, r.name): r for r in dev_plan.resources}
     flow_log = by_name[("aws:ec2/flowLog:FlowLog", "ms-dev-flow-log")]

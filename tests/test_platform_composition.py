@@ -28,7 +28,7 @@ from offline.plan import Plan
 from offline.policy import run_policy_pack
 from offline.runtime import read_stack_files, run_function
 from services import load_catalog, validate_catalog
-from tests.conftest import ROOT, only
+from tests.conftest import ROOT, only, single
 
 LAMBDA_COMPONENT = "microservices:notification:NotificationFunction"
 
@@ -114,7 +114,7 @@ def test_a_second_lambda_service_comes_from_its_spec_file_alone(audit_service: P
     assert sorted(functions) == ["ms-dev-audit", "ms-dev-notification"], sorted(functions)
     audit = functions["ms-dev-audit"]
     own = [r for r in plan.resources if r.parent == audit.urn]
-    fn = next(r for r in own if r.type == "aws:lambda/function:Function")
+    fn = single((r for r in own if r.type == "aws:lambda/function:Function"), "function")
     assert {"handler.py", "contracts/__init__.py"} <= set(fn.inputs["code"]["assets"]), fn.urn
     variables = fn.inputs["environment"]["variables"]
     assert "NOTIFICATION_TOPIC_ARN" not in variables, "audit does not `notify`"
@@ -122,19 +122,19 @@ def test_a_second_lambda_service_comes_from_its_spec_file_alone(audit_service: P
 
     # Its queue subscription: its own queue with a DLQ, consumed by its function.
     queue = only(plan, "aws:sqs/queue:Queue", "ms-dev-audit-queue")
-    mapping = next(r for r in own if r.type == "aws:lambda/eventSourceMapping:EventSourceMapping")
+    mapping = single((r for r in own if r.type == "aws:lambda/eventSourceMapping:EventSourceMapping"), "mapping")
     assert mapping.inputs["eventSourceArn"] == queue.outputs["arn"], mapping.urn
     # Its direct subscription: the bus's rule targets its function, through its own wiring component.
     rule = only(plan, "aws:cloudwatch/eventRule:EventRule", "ms-dev-audit-payment-direct")
     target = only(plan, "aws:cloudwatch/eventTarget:EventTarget", "ms-dev-audit-payment-direct-target")
     # (through the function's `live` alias, which CodeDeploy shifts between versions)
-    alias = next(r for r in own if r.type == "aws:lambda/alias:Alias")
+    alias = single((r for r in own if r.type == "aws:lambda/alias:Alias"), "alias")
     assert alias.inputs["functionName"] == fn.outputs["name"], alias.urn
     assert target.inputs["arn"] == alias.outputs["arn"] and target.inputs["rule"] == rule.outputs["name"], target.urn
     assert by_urn[target.parent].type == "microservices:wiring:FunctionRoutes", target.urn
     # Its table: owned by it (a child component named after it), granted to its role only.
     table = only(plan, "aws:dynamodb/table:Table", "ms-dev-audit-audit-trail")
-    grants = json.loads(next(r for r in own if r.name == "ms-dev-audit-grants").inputs["policy"])
+    grants = json.loads(single((r for r in own if r.name == "ms-dev-audit-grants"), "grants").inputs["policy"])
     granted = {
         arn
         for s in grants["Statement"]

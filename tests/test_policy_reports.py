@@ -23,7 +23,7 @@ from offline.export import stack_export
 from offline.plan import Plan
 from offline.policy import PolicyInfo, PolicyReport, PolicyViolation, run_policy_pack
 from offline.policy.formats import failing, report_json, report_sarif
-from tests.conftest import ROOT, preview
+from tests.conftest import ROOT, only, preview
 
 PACK = ROOT / "policies"
 
@@ -31,14 +31,14 @@ PACK = ROOT / "policies"
 def _broken_plan(**changes: Any) -> Plan:
     """The dev plan with the inventory database changed (inputs and outputs)."""
     plan = copy.deepcopy(preview("dev").plan)
-    db = next(r for r in plan.of_type("aws:rds/instance:Instance") if "inventory" in r.name)
+    db = only(plan, "aws:rds/instance:Instance", "ms-dev-inventory-inventory-db")
     db.inputs.update(changes)
     db.outputs.update(changes)
     return plan
 
 
 def _inventory_db_urn(plan: Plan) -> str:
-    return next(r.urn for r in plan.of_type("aws:rds/instance:Instance") if "inventory" in r.name)
+    return only(plan, "aws:rds/instance:Instance", "ms-dev-inventory-inventory-db").urn
 
 
 def _sarif_schema() -> dict[str, Any]:

@@ -24,8 +24,14 @@ def _dev() -> Plan:
 
 
 def _one(plan: Plan, type_token: str, name_part: str = "") -> PlannedResource:
-    found = [r for r in plan.of_type(type_token) if name_part in r.name]
-    assert found, f"no {type_token} named *{name_part}* in the dev plan"
+    """The resource of a type named `name_part`, or else the only one whose name contains it (never the
+    first of several: plan order varies from run to run, so the edit would land on either one)."""
+    found = [r for r in plan.of_type(type_token) if r.name == name_part] or [
+        r for r in plan.of_type(type_token) if name_part in r.name
+    ]
+    assert len(found) == 1, (
+        f"expected one {type_token} named *{name_part}* in the dev plan, got {[r.name for r in found]}"
+    )
     return found[0]
 
 
@@ -98,7 +104,7 @@ def _spot_arm64(plan: Plan) -> PlannedResource:
 
 
 def _visibility_below_timeout(plan: Plan) -> PlannedResource:
-    mapping = _one(plan, ESM)
+    mapping = _one(plan, ESM, "notification-queue-trigger")
     queue = next(q for q in plan.of_type(QUEUE) if q.outputs["arn"] == mapping.inputs["eventSourceArn"])
     queue.inputs["visibilityTimeoutSeconds"] = 5
     return mapping
@@ -157,16 +163,16 @@ def _setting(
 # (id, edit returning the resource to look at, property prefix, rule id)
 VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
     # The defects of issue 9, as they were in the plan.
-    _setting("sg-apostrophe", SG, "alb-sg", "description", "order's sidecar", "sg-description-characters"),
+    _setting("sg-apostrophe", SG, "ms-dev-alb-sg", "description", "order's sidecar", "sg-description-characters"),
     _setting(
         "ingress-apostrophe",
         INGRESS,
-        "mesh-from",
+        "inventory-mesh-from-order",
         "description",
         "mTLS mesh: order's sidecar to inventory's sidecar",
         "sg-description-characters",
     ),
-    _setting("egress-accent", EGRESS, "mesh-to", "description", "café", "sg-description-characters"),
+    _setting("egress-accent", EGRESS, "order-mesh-to-inventory", "description", "café", "sg-description-characters"),
     _setting("postgres-16.6", RDS, "users", "engineVersion", "16.6", "rds-engine-version-and-class"),
     ("spot-arm64", _spot_arm64, "capacityProviderStrategies", "fargate-spot-arm64"),
     ("user-group-no-default", _user_group_without_default, "userIds", "elasticache-default-user"),
@@ -179,20 +185,20 @@ VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
         "cloudmap-failure-threshold",
     ),
     # CloudFormation schemas.
-    _setting("ingress-port-range", INGRESS, "alb-in", "fromPort", -5, "cfn-schema:minimum"),
+    _setting("ingress-port-range", INGRESS, "alb-in-https-ipv4", "fromPort", -5, "cfn-schema:minimum"),
     _setting("task-network-mode", TASK, "order", "networkMode", "nat", "cfn-schema:enum"),
     _setting("service-propagate-tags", SERVICE, "order", "propagateTags", "ALL", "cfn-schema:enum"),
-    _setting("tg-interval", TG, "order", "healthCheck.interval", 400, "cfn-schema:maximum"),
-    _setting("listener-port", LISTENER, "alb-http", "port", 70000, "cfn-schema:maximum"),
-    _setting("rule-priority", RULE, "order", "priority", 0, "cfn-schema:minimum"),
+    _setting("tg-interval", TG, "order-public-tg", "healthCheck.interval", 400, "cfn-schema:maximum"),
+    _setting("listener-port", LISTENER, "ms-dev-alb-http", "port", 70000, "cfn-schema:maximum"),
+    _setting("rule-priority", RULE, "order-public-route", "priority", 0, "cfn-schema:minimum"),
     _setting("rds-identifier", RDS, "users", "identifier", "1-users_db", "cfn-schema:pattern"),
     _setting("rds-backup-retention", RDS, "users", "backupRetentionPeriod", -1, "cfn-schema:minimum"),
     _setting("cache-clusters", CACHE, "payment", "numCacheClusters", 7, "cfn-schema:maximum"),
     _setting("cache-user-engine", CACHE_USER, "cache-user", "engine", "memcached", "cfn-schema:enum"),
     _setting("queue-retention", QUEUE, "inventory-queue", "messageRetentionSeconds", 30, "cfn-schema:minimum"),
     _setting("lambda-memory", FUNCTION, "notification", "memorySize", 64, "cfn-schema:minimum"),
-    _setting("esm-batch", ESM, "", "batchSize", 20000, "cfn-schema:maximum"),
-    _setting("alarm-operator", ALARM, "cpu", "comparisonOperator", "Bigger", "cfn-schema:enum"),
+    _setting("esm-batch", ESM, "notification-queue-trigger", "batchSize", 20000, "cfn-schema:maximum"),
+    _setting("alarm-operator", ALARM, "order-cpu-high", "comparisonOperator", "Bigger", "cfn-schema:enum"),
     _setting("log-retention", LOG_GROUP, "flow-logs", "retentionInDays", 10, "cfn-schema:enum"),
     _setting(
         "dns-record-type", DISCOVERY, "order", "dnsConfig.dnsRecords.0.type", "MX", "cfn-schema:enum", prop="dnsConfig"
@@ -221,14 +227,14 @@ VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
     ),
     (
         "rule-action-type",
-        _edit(RULE, "order", lambda r: r.inputs["actions"][0].update(type="proxy")),
+        _edit(RULE, "order-public-route", lambda r: r.inputs["actions"][0].update(type="proxy")),
         "actions[0].Type",
         "api-model:Action.enum",
     ),
     _setting(
         "target-retries",
         EVENT_TARGET,
-        "inventory",
+        "inventory-order-target",
         "retryPolicy.maximumRetryAttempts",
         500,
         "api-model:Target.max",
@@ -242,11 +248,11 @@ VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
     ),
     # Cross-field rules.
     _setting("fargate-size", TASK, "order", "memory", "16384", "fargate-task-size"),
-    _setting("tg-timeout-interval", TG, "order", "healthCheck.timeout", 20, "target-group-health-check"),
-    _setting("tg-matcher", TG, "order", "healthCheck.matcher", "600", "target-group-health-check"),
-    _setting("tg-name-length", TG, "order", "name", "dev-order-public-target-group-0123", "name-length"),
+    _setting("tg-timeout-interval", TG, "order-public-tg", "healthCheck.timeout", 20, "target-group-health-check"),
+    _setting("tg-matcher", TG, "order-public-tg", "healthCheck.matcher", "600", "target-group-health-check"),
+    _setting("tg-name-length", TG, "order-public-tg", "name", "dev-order-public-target-group-0123", "name-length"),
     ("lb-autoname-length", _edit(LB, "api-alb", _rename("ms-dev-internal-api-load-balancer")), "name", "name-length"),
-    _setting("role-name-length", ROLE, "order", "name", "r" * 65, "name-length"),
+    _setting("role-name-length", ROLE, "ms-dev-order-task", "name", "r" * 65, "name-length"),
     (
         "archive-autoname",
         _edit(ARCHIVE, "archive", _rename("ms-dev-every-domain-event-archive-for-replay")),
@@ -299,10 +305,10 @@ VARIANTS: list[tuple[str, Callable[[Plan], PlannedResource], str, str]] = [
         "dashboardBody.widgets[1].type",
         "dashboard-body",
     ),
-    _setting("alarm-period", ALARM, "cpu", "period", 45, "alarm-period"),
+    _setting("alarm-period", ALARM, "order-cpu-high", "period", 45, "alarm-period"),
     (
         "alarm-datapoints",
-        _edit(ALARM, "cpu", lambda r: r.inputs.update(datapointsToAlarm=r.inputs["evaluationPeriods"] + 1)),
+        _edit(ALARM, "order-cpu-high", lambda r: r.inputs.update(datapointsToAlarm=r.inputs["evaluationPeriods"] + 1)),
         "datapointsToAlarm",
         "alarm-period",
     ),
@@ -363,7 +369,7 @@ def test_unknown_and_secret_values_are_skipped() -> None:
 
 def test_a_finding_names_urn_property_value_rule_and_source() -> None:
     plan = _dev()
-    group = _edit(SG, "alb-sg", _set("description", "order's sidecar"))(plan)
+    group = _edit(SG, "ms-dev-alb-sg", _set("description", "order's sidecar"))(plan)
     text = format_report(run_preflight(plan))
     assert f"[sg-description-characters] {group.urn}" in text
     assert "description = order's sidecar: contains \"'\"" in text

@@ -200,11 +200,7 @@ def test_the_saga_is_a_traced_logged_standard_workflow_owned_by_the_orchestrator
     assert machine.inputs["tracingConfiguration"]["enabled"] is True
     logging = machine.inputs["loggingConfiguration"]
     assert logging["level"] == "ALL" and logging["logDestination"].startswith("arn:aws:logs:")
-    group = next(
-        r
-        for r in stack_plan.of_type("aws:cloudwatch/logGroup:LogGroup")
-        if r.name.endswith("order-placement-saga-logs")
-    )
+    group = only(stack_plan, "aws:cloudwatch/logGroup:LogGroup", "order-placement-saga-logs")
     assert group.inputs["kmsKeyId"].startswith("arn:aws:kms:"), group.urn
     definition = json.loads(machine.inputs["definition"])
     assert Linter.validate(definition) == []

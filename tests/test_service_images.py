@@ -20,7 +20,7 @@ from model.spec import ServiceSpec
 from offline.plan import Plan, PlannedResource
 from offline.runtime import run_program
 from services import load_catalog
-from tests.conftest import STACKS, children_of, preview
+from tests.conftest import STACKS, children_of, preview, single
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILT = [s for s in load_catalog() if s.kind == "fargate" and s.build is not None]
@@ -44,15 +44,17 @@ def instruction(commands: list[Any], name: str) -> Any:
 
 
 def app_container(plan: Plan, env: str, name: str) -> dict[str, Any]:
-    component = next(r for r in plan.resources if r.urn.endswith(f"FargateMicroservice::ms-{env}-{name}"))
-    task = next(r for r in children_of(plan, component.urn) if r.type == TASK_DEF)
+    component = single((r for r in plan.resources if r.urn.endswith(f"FargateMicroservice::ms-{env}-{name}")), name)
+    task = single((r for r in children_of(plan, component.urn) if r.type == TASK_DEF), "task definition")
     return next(c for c in json.loads(task.inputs["containerDefinitions"]) if c["name"] == APP_CONTAINER)
 
 
 def built_image(plan: Plan, env: str, name: str) -> tuple[PlannedResource, PlannedResource]:
-    component = next(r for r in plan.resources if r.urn.endswith(f"ServiceImage::ms-{env}-{name}"))
+    component = single((r for r in plan.resources if r.urn.endswith(f"ServiceImage::ms-{env}-{name}")), name)
     children = children_of(plan, component.urn)
-    return next(r for r in children if r.type == IMAGE), next(r for r in children if r.type == REPOSITORY)
+    return single((r for r in children if r.type == IMAGE), "image"), single(
+        (r for r in children if r.type == REPOSITORY), "repository"
+    )
 
 
 def test_every_reference_service_is_built_here() -> None:
@@ -125,8 +127,10 @@ def test_every_fargate_service_defaults_to_its_reference_image(stack: str) -> No
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", image.outputs["digest"])
         assert image.inputs["push"] is True and image.inputs["buildOnPreview"] is False
         # Built for the CPU its task definition runs on (compute.cpuArchitecture: x86 Spot, prod Graviton).
-        component = next(r for r in plan.resources if r.urn.endswith(f"FargateMicroservice::ms-{stack}-{spec.name}"))
-        task = next(r for r in children_of(plan, component.urn) if r.type == TASK_DEF)
+        component = single(
+            (r for r in plan.resources if r.urn.endswith(f"FargateMicroservice::ms-{stack}-{spec.name}")), spec.name
+        )
+        task = single((r for r in children_of(plan, component.urn) if r.type == TASK_DEF), "task definition")
         cpu = task.inputs["runtimePlatform"]["cpuArchitecture"]
         assert image.inputs["platforms"] == [{"ARM64": "linux/arm64", "X86_64": "linux/amd64"}[cpu]], spec.name
         assert image.inputs["context"] == {"location": "apps"}
@@ -147,7 +151,9 @@ def test_repositories_are_immutable_scanned_encrypted_and_pullable_by_their_serv
         [encryption] = inputs["encryptionConfigurations"]
         assert encryption["encryptionType"] == "KMS" and encryption["kmsKey"].startswith("arn:aws:kms:")
         assert inputs["forceDelete"] is (stack != "prod")
-        policy = next(r for r in children_of(plan, repository.parent or "") if r.type.endswith("LifecyclePolicy"))
+        policy = single(
+            (r for r in children_of(plan, repository.parent or "") if r.type.endswith("LifecyclePolicy")), "lifecycle"
+        )
         assert json.loads(policy.inputs["policy"]) == json.loads(lifecycle_policy())
         # The execution role of that service (and no other) may pull from it.
         pullers = []

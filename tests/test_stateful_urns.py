@@ -26,7 +26,7 @@ import json
 import pytest
 
 from offline.plan import Plan, PlannedResource
-from tests.conftest import ROOT, STACKS, preview
+from tests.conftest import ROOT, STACKS, only, preview
 
 GOLDEN = ROOT / "tests" / "golden" / "stateful_urns.json"
 
@@ -251,9 +251,10 @@ def test_pin_sees_the_whole_parent_chain() -> None:
         "$aws:dynamodb/table:Table::ms-dev-order-orders-table"
     ]
     plan = preview("dev").plan
-    table = next(r for r in plan.resources if r.type == "aws:dynamodb/table:Table" and r.name.endswith("-orders-table"))
+    table = only(plan, "aws:dynamodb/table:Table", "-orders-table")
     store = plan.by_urn()[table.parent]
-    moved = PlannedResource(**{**store.__dict__, "parent": plan.resources[0].urn})
+    stack = only(plan, "pulumi:pulumi:Stack")
+    moved = PlannedResource(**{**store.__dict__, "parent": stack.urn})
     resources = [moved if r is store else r for r in plan.resources]
     missing = set(_golden()["dev"]) - set(stateful_urns(Plan(plan.project, plan.stack, resources)))
     assert any(u.endswith("::ms-dev-order-orders-table") for u in missing), missing

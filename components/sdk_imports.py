@@ -26,7 +26,6 @@ stack, under the offline preview and the real `pulumi` CLI alike (the program is
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -44,6 +43,7 @@ _STAR_IMPORT = re.compile(r"^from \.(?P<module>[a-z][a-z0-9_]*) import \*$")
 Private modules (`_enums`, `_inputs`) do not match and are imported as before."""
 
 _ALL = re.compile(r"^__all__ = (\[[^\]]*\])", re.MULTILINE)
+_NAME = re.compile(r"""['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 _HEADER_BYTES = 4096
 """`__all__` sits after the module docstring-less header of imports (about 600 bytes in): 4 KiB is ample."""
 
@@ -113,7 +113,11 @@ def _exports(folder: Path, modules: Sequence[str]) -> dict[str, str]:
         match = _ALL.search(head)
         if match is None:
             raise ImportError(f"{path}: no `__all__ = [...]` in its first {_HEADER_BYTES} bytes", path=str(path))
-        for name in ast.literal_eval(match.group(1)):
+        # The list holds quoted identifiers only; read with a regex, not `ast.literal_eval`: this may run
+        # on an executor thread (a resource reference rebuilt by `getattr` on the package), and the `ast`
+        # module of CPython 3.11 (3.11.7 here) can fail in threaded programs with "SystemError: AST
+        # constructor recursion depth mismatch" (python/cpython#106905).
+        for name in _NAME.findall(match.group(1)):
             exports[name] = module  # a later star import wins, as in the generated __init__.py
     return exports
 

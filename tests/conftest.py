@@ -3,6 +3,7 @@ run a single component under the same recording mock runtime."""
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -173,6 +174,25 @@ def single(resources: Iterable[PlannedResource], what: str) -> PlannedResource:
     matches = list(resources)
     assert len(matches) == 1, f"expected one {what}, got {[r.urn for r in matches]}"
     return matches[0]
+
+
+def parse_python(path: Path) -> ast.Module:
+    """`ast.parse` of a source file with the cyclic GC paused. On CPython 3.11 the AST converter keeps
+    one recursion counter per interpreter (not per call): a collection that runs in the middle of
+    `ast.parse` can finalize garbage left by earlier tests (generators, Pulumi outputs) whose clean-up
+    parses too (e.g. `ast.literal_eval` in components/sdk_imports), and the outer call then fails with
+    "SystemError: AST constructor recursion depth mismatch" (see python/cpython#106905). It happened
+    in one test order out of several, every time in that order, and never with the GC paused."""
+    import gc
+
+    source = path.read_text(encoding="utf-8")
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(source, filename=str(path))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def children_of(plan: Plan, parent_urn: str) -> list[PlannedResource]:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, parse_python
 
 FIRST_PARTY = ("model", "contracts", "components", "services", "offline", "policies")
 
 
 def imports(path: Path) -> list[tuple[int, str]]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = parse_python(path)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -15,6 +15,7 @@ from typing import Any
 from guardrails import access, baseline, containers, identity, mesh, ownership
 from guardrails.core import Finding
 
+from tests.conftest import parse_python
 from tests.policy_fixtures import (
     INGRESS,
     ROLE_POLICY,
@@ -45,7 +46,7 @@ def test_the_pack_imports_nothing_of_the_program_and_requires_what_it_imports() 
     distributions = {"pulumi_policy": "pulumi-policy", "pulumi": "pulumi", "yaml": "PyYAML"}
     imported: set[str] = set()
     for path in (ROOT / "policies").rglob("*.py"):
-        tree = ast.parse(path.read_text())
+        tree = parse_python(path)
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.Import):

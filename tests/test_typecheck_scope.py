@@ -11,7 +11,7 @@ import importlib.util
 import tomllib
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, parse_python
 
 
 def checked_folders() -> list[str]:
@@ -33,7 +33,7 @@ def used_service_packages() -> set[str]:
     used: set[str] = set()
     for folder in checked_folders():
         for path in (ROOT / folder).rglob("*.py"):
-            tree = ast.parse(path.read_text(), filename=str(path))
+            tree = parse_python(path)
             aliases = {"pulumi_aws"}
             for node in ast.walk(tree):
                 if isinstance(node, ast.Import):

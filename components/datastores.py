@@ -40,7 +40,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.context import PlatformContext
-from components.iam import Statement, allow, sid
+from components.iam import Statement, allow, kms_via, sid
 from model.aws_limits import ec2_description
 from model.config import DataConfig
 from model.spec import DynamoStore, PostgresStore, RedisStore
@@ -362,7 +362,7 @@ class DynamoTable(_StoreComponent):
                     sid("Own", store.name, "Key"),
                     ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
                     [context.key_arn],
-                    {"StringEquals": {"kms:ViaService": f"dynamodb.{context.region}.amazonaws.com"}},
+                    kms_via(context.region, "dynamodb"),
                 ),
             ),
         )

@@ -43,6 +43,14 @@ def allow(
     return statement
 
 
+def kms_via(region: str, *services: str) -> dict[str, Any]:
+    """The condition that limits a KMS grant to calls made on the caller's behalf by `services` in
+    `region` (`kms:ViaService`, e.g. `sqs.us-east-1.amazonaws.com`): the key is usable through those
+    services only, never directly. AWS KMS developer guide, "AWS KMS condition keys", kms:ViaService."""
+    endpoints = [f"{service}.{region}.amazonaws.com" for service in services]
+    return {"StringEquals": {"kms:ViaService": endpoints[0] if len(endpoints) == 1 else endpoints}}
+
+
 def _render(statements: Sequence[Mapping[str, Any]]) -> str:
     rendered = []
     for statement in statements:

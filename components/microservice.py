@@ -45,7 +45,7 @@ from components.datastores import (
     create_store,
 )
 from components.edge import EdgeAttachment, EdgeListener, path_patterns
-from components.iam import Statement, allow, policy_document
+from components.iam import Statement, allow, kms_via, policy_document
 from model.config import DataConfig, DeploymentStrategy, ServiceSizing
 from model.spec import ServiceSpec
 
@@ -559,7 +559,7 @@ class FargateMicroservice(pulumi.ComponentResource):
                     "DecryptOwnSecrets",
                     ["kms:Decrypt"],
                     [self._context.key_arn],
-                    {"StringEquals": {"kms:ViaService": f"secretsmanager.{self._context.region}.amazonaws.com"}},
+                    kms_via(self._context.region, "secretsmanager"),
                 ),
             ]
         self._execution_policy = aws.iam.RolePolicy(
@@ -587,7 +587,7 @@ class FargateMicroservice(pulumi.ComponentResource):
                     "DecryptOwnQueues",
                     ["kms:Decrypt"],
                     [self._context.key_arn],
-                    {"StringEquals": {"kms:ViaService": f"sqs.{self._context.region}.amazonaws.com"}},
+                    kms_via(self._context.region, "sqs"),
                 ),
             ]
         if args.runtime.tracing:

@@ -38,7 +38,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document
+from components.iam import allow, kms_via, policy_document
 from components.patterns import PatternContext, dead_letter_queue, encrypted_log_group, logged_role
 from components.patterns.saga import LOG_DELIVERY_ACTIONS
 
@@ -179,7 +179,7 @@ class Outbox(pulumi.ComponentResource):
                         "DecryptOwnEventStream",
                         ["kms:Decrypt"],
                         [ctx.kms_key_arn],
-                        {"StringEquals": {"kms:ViaService": f"dynamodb.{ctx.region}.amazonaws.com"}},
+                        kms_via(ctx.region, "dynamodb"),
                     ),
                     allow("DecodeEventRecords", ["states:StartSyncExecution"], [decoder.arn]),
                     allow("PublishOwnEvents", ["events:PutEvents"], [args.bus_arn]),
@@ -188,7 +188,7 @@ class Outbox(pulumi.ComponentResource):
                         "EncryptDeadLetters",
                         ["kms:Decrypt", "kms:GenerateDataKey"],
                         [ctx.kms_key_arn],
-                        {"StringEquals": {"kms:ViaService": f"sqs.{ctx.region}.amazonaws.com"}},
+                        kms_via(ctx.region, "sqs"),
                     ),
                     allow(
                         "WritePipeLogs",

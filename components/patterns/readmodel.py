@@ -23,7 +23,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document
+from components.iam import allow, kms_via, policy_document
 from components.notification import code_assets
 from components.patterns import PatternContext, logged_role, queue_with_dlq, tls_only_queue_policy
 from components.patterns.saga import SQS_CONSUMER_ACTIONS
@@ -141,15 +141,7 @@ class ReadModel(pulumi.ComponentResource):
                 "UsePlatformKey",
                 ["kms:Decrypt", "kms:GenerateDataKey"],
                 [ctx.kms_key_arn],
-                {
-                    "StringEquals": {
-                        "kms:ViaService": [
-                            f"sqs.{ctx.region}.amazonaws.com",
-                            f"dynamodb.{ctx.region}.amazonaws.com",
-                            f"lambda.{ctx.region}.amazonaws.com",
-                        ]
-                    }
-                },
+                kms_via(ctx.region, "sqs", "dynamodb", "lambda"),
             ),
         ]
         if ctx.tracing:

@@ -41,7 +41,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import allow, policy_document
+from components.iam import allow, kms_via, policy_document
 from components.patterns import PatternContext, logged_role, queue_with_dlq, tls_only
 from model.spec import Saga as SagaSpec
 from model.spec import SagaCommand, SagaStep
@@ -307,7 +307,7 @@ class SagaParticipant(pulumi.ComponentResource):
                         "DecryptOwnSagaCommands",
                         ["kms:Decrypt"],
                         [ctx.kms_key_arn],
-                        {"StringEquals": {"kms:ViaService": f"sqs.{ctx.region}.amazonaws.com"}},
+                        kms_via(ctx.region, "sqs"),
                     ),
                     # Answer the sagas it takes part in, and nothing else: no StartExecution, no other machine.
                     allow("AnswerSagaCommands", SEND_TASK_ACTIONS, list(args.state_machine_arns)),
@@ -371,7 +371,7 @@ class Saga(pulumi.ComponentResource):
                 "EncryptCommands",
                 ["kms:GenerateDataKey", "kms:Decrypt"],
                 [ctx.kms_key_arn],
-                {"StringEquals": {"kms:ViaService": f"sqs.{ctx.region}.amazonaws.com"}},
+                kms_via(ctx.region, "sqs"),
             ),
             allow("DeliverExecutionLogs", LOG_DELIVERY_ACTIONS, ["*"]),
         ]
